@@ -1,0 +1,191 @@
+//! Command-line flags (clap) and nmap-style flag spelling.
+//!
+//! Invariants: this module only describes flags and rewrites nmap's
+//! multi-letter short options (`-sS`, `-iL`, `-oX`, `-p-`, `-Pn`, `-T4`)
+//! into long ones clap understands; all validation is in `config`.
+
+use std::ffi::OsString;
+
+use clap::{ArgAction, Parser};
+
+#[derive(Parser, Debug, Default, Clone)]
+#[command(
+    name = "rawscan",
+    version,
+    about = "Fast, trustworthy port scanner: SYN and UDP scans over raw sockets, TCP connect fallback",
+    after_help = "nmap spellings are accepted: -sS -sT -sU -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -T0..-T5.\n\
+                  Scan only networks you are authorized to test."
+)]
+pub struct Args {
+    /// Targets: addresses, CIDR blocks, nmap octet ranges (198.18.0.1-20), hostnames
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Read targets from FILE ('-' for stdin) [nmap: -iL]
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub input_list: Option<String>,
+
+    /// Exclude hosts (comma-separated targets)
+    #[arg(long, value_name = "LIST")]
+    pub exclude: Vec<String>,
+
+    /// Exclude hosts listed in FILE
+    #[arg(long = "exclude-file", alias = "excludefile", value_name = "FILE")]
+    pub exclude_file: Option<String>,
+
+    /// Ports: 22,80,8000-8100  -  ssh,http  T:1-1024,U:53 [default: top 1000]
+    #[arg(
+        short = 'p',
+        long = "ports",
+        value_name = "SPEC",
+        allow_hyphen_values = true
+    )]
+    pub ports: Option<String>,
+
+    /// Scan the N most common ports
+    #[arg(long = "top-ports", value_name = "N")]
+    pub top_ports: Option<usize>,
+
+    /// Do not scan these ports
+    #[arg(long = "exclude-ports", value_name = "SPEC")]
+    pub exclude_ports: Option<String>,
+
+    /// TCP SYN scan (default with raw-socket privileges) [nmap: -sS]
+    #[arg(long = "syn")]
+    pub syn: bool,
+
+    /// TCP connect scan [nmap: -sT]
+    #[arg(long = "connect")]
+    pub connect: bool,
+
+    /// UDP scan [nmap: -sU]
+    #[arg(long = "udp")]
+    pub udp: bool,
+
+    /// Probes per second [default: by timing template; -T3: 10000]
+    #[arg(long, value_name = "PPS")]
+    pub rate: Option<u64>,
+
+    /// Timing template 0-5, as nmap's -T (sets rate, timeouts, retries)
+    #[arg(long = "timing", value_name = "0-5")]
+    pub timing: Option<u8>,
+
+    /// Retransmissions before a probe counts as unanswered
+    #[arg(long = "max-retries", value_name = "N")]
+    pub max_retries: Option<u8>,
+
+    /// Initial probe timeout (e.g. 500ms, 1s)
+    #[arg(long = "initial-rtt-timeout", value_name = "TIME")]
+    pub initial_rtt_timeout: Option<String>,
+
+    /// Smallest probe timeout
+    #[arg(long = "min-rtt-timeout", value_name = "TIME")]
+    pub min_rtt_timeout: Option<String>,
+
+    /// Largest probe timeout
+    #[arg(long = "max-rtt-timeout", value_name = "TIME")]
+    pub max_rtt_timeout: Option<String>,
+
+    /// Seed for the scan order (repeatable order)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Show why each port has its state (and the reply's TTL)
+    #[arg(long)]
+    pub reason: bool,
+
+    /// Show only open (or possibly open) ports
+    #[arg(long)]
+    pub open: bool,
+
+    /// More output (repeat for more); -v prints open ports as found
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Never do DNS resolution of results (rawscan does no reverse DNS)
+    #[arg(short = 'n')]
+    pub no_dns: bool,
+
+    /// Treat all hosts as up (rawscan does no host discovery; accepted for nmap habits)
+    #[arg(long = "no-ping", hide = true)]
+    pub no_ping: bool,
+}
+
+/// Rewrite nmap's spellings into ones clap parses.
+pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    for a in args {
+        let Some(s) = a.to_str() else {
+            out.push(a);
+            continue;
+        };
+        let mapped: Option<Vec<String>> = match s {
+            "-p-" => Some(vec!["-p".into(), "1-65535".into()]),
+            "-iL" => Some(vec!["--input-list".into()]),
+            "-Pn" => Some(vec!["--no-ping".into()]),
+            _ if s.len() > 2
+                && s.starts_with("-s")
+                && s[2..].chars().all(|c| "STU".contains(c)) =>
+            {
+                Some(
+                    s[2..]
+                        .chars()
+                        .map(|c| match c {
+                            'S' => "--syn".to_string(),
+                            'T' => "--connect".to_string(),
+                            _ => "--udp".to_string(),
+                        })
+                        .collect(),
+                )
+            }
+            _ if s.len() == 3 && s.starts_with("-T") && s.as_bytes()[2].is_ascii_digit() => {
+                Some(vec!["--timing".into(), s[2..].into()])
+            }
+            _ if s.len() == 3 && s.starts_with("-o") && "NXGJA".contains(&s[2..]) => {
+                Some(vec![format!("--output-{}", &s[2..].to_lowercase())])
+            }
+            _ => None,
+        };
+        match mapped {
+            Some(v) => out.extend(v.into_iter().map(OsString::from)),
+            None => out.push(a),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &[&str]) -> Args {
+        Args::try_parse_from(nmap_compat(v.iter().map(OsString::from))).unwrap()
+    }
+
+    #[test]
+    fn nmap_spellings() {
+        let a = parse(&[
+            "rawscan",
+            "-sS",
+            "-sU",
+            "-p-",
+            "-Pn",
+            "-T4",
+            "-iL",
+            "-",
+            "-v",
+            "-v",
+            "198.18.0.2",
+        ]);
+        assert!(a.syn && a.udp && !a.connect);
+        assert_eq!(a.ports.as_deref(), Some("1-65535"));
+        assert_eq!(a.timing, Some(4));
+        assert_eq!(a.input_list.as_deref(), Some("-"));
+        assert_eq!(a.verbose, 2);
+        assert_eq!(a.targets, vec!["198.18.0.2"]);
+        let b = parse(&["rawscan", "-sT", "-p", "22,80", "--reason", "--open", "x"]);
+        assert!(b.connect && b.reason && b.open);
+        let c = parse(&["rawscan", "-sSU", "x"]);
+        assert!(c.syn && c.udp);
+    }
+}

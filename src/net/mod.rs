@@ -1,0 +1,96 @@
+//! Sockets and threads. Each backend takes `Probe`s on a bounded channel
+//! and gives back validated `Reply`s on another; it never decides a state
+//! on its own except what its reply proves.
+//!
+//! Invariants: the engine owns both channel ends it holds; dropping the
+//! probe sender (and the stop sender) shuts a backend's threads down, and
+//! `Backend::join` waits for them. Whether raw sockets can be used is
+//! decided in exactly one place: `open_raw` returns `OpenError::Permission`.
+//! Per-packet failures become `Counters`, never errors out of a loop.
+
+pub mod connect;
+pub mod raw;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::probe::ProbeKey;
+use crate::validate::Reply;
+
+/// One transmission for the backend to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub key: ProbeKey,
+    /// How long the engine will wait for this attempt (connect backends
+    /// close the socket then).
+    pub timeout: Duration,
+}
+
+/// Packet counters shared with the backend's threads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub received: AtomicU64,
+    pub malformed: AtomicU64,
+    pub not_reply: AtomicU64,
+    pub bad_cookie: AtomicU64,
+    pub dropped_late: AtomicU64,
+}
+
+impl Counters {
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// A running backend.
+pub struct Backend {
+    pub probes: Sender<Probe>,
+    pub replies: Receiver<Reply>,
+    pub counters: Arc<Counters>,
+    /// Most probes the backend can have in flight (connect: file
+    /// descriptors); None when only memory limits it.
+    pub max_inflight: Option<usize>,
+    /// Dropping this tells the backend's threads to stop.
+    stop: Sender<()>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Backend {
+    /// Stop the threads and wait for them.
+    pub fn join(self) {
+        let Backend {
+            probes,
+            stop,
+            threads,
+            ..
+        } = self;
+        drop(probes);
+        drop(stop);
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Why a raw backend could not start.
+#[derive(Debug)]
+pub enum OpenError {
+    /// No CAP_NET_RAW: the caller falls back to a connect scan.
+    Permission(std::io::Error),
+    Other(anyhow::Error),
+}
+
+/// Bound on replies queued from receiver to engine.
+const REPLY_QUEUE: usize = 65_536;
+/// Bound on probes queued from engine to sender.
+const PROBE_QUEUE: usize = 4096;
