@@ -221,6 +221,7 @@ pub fn build(
         min: time_flag(&args.min_rtt_timeout, "--min-rtt-timeout", min)?,
         max: time_flag(&args.max_rtt_timeout, "--max-rtt-timeout", max)?,
         max_retries: args.max_retries.unwrap_or(retries),
+        adaptive_retries: args.max_retries.is_none(),
     };
     if timing.min > timing.max {
         return Err(UsageError(

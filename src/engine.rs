@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, TrySendError};
 
-use crate::net::{Backend, Counters, Probe};
+use crate::net::{Backend, Counters, PROBE_BATCH, Probe};
 use crate::permute::Permutation;
 use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 use crate::rate::TokenBucket;
 use crate::table::{Table, Timing};
 use crate::targets::HostSet;
+use crate::validate::Reply;
 
 /// What to scan and how fast.
 #[derive(Clone, Debug)]
@@ -98,6 +99,44 @@ const DRAIN: Duration = Duration::from_millis(500);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Memory bound on outstanding probes for raw backends.
 const MAX_OUTSTANDING: usize = 1 << 20;
+/// Shortest sleep between sending rounds: each round sends a batch.
+const TICK: Duration = Duration::from_millis(1);
+
+/// Decided-result bookkeeping shared by the loop's steps.
+struct Tally<'a> {
+    sink: &'a mut dyn Sink,
+    up: HashMap<IpAddr, HostInfo>,
+    decided: u64,
+    open: u64,
+}
+
+impl Tally<'_> {
+    fn emit(&mut self, r: PortResult) {
+        self.decided += 1;
+        if r.state == PortState::Open {
+            self.open += 1;
+        }
+        self.sink.result(&r);
+    }
+
+    /// Apply a validated reply: only a key still in the table is decided.
+    fn reply(&mut self, table: &mut Table, reply: Reply, now: Instant) {
+        let Some(entry) = table.resolve(&reply.key, now) else {
+            return; // duplicate, or late for a decided key
+        };
+        let host = self.up.entry(reply.key.ip).or_default();
+        if entry.attempt == 0 {
+            let rtt = now.saturating_duration_since(entry.sent);
+            host.latency = Some(host.latency.map_or(rtt, |l| l.min(rtt)));
+        }
+        self.emit(PortResult {
+            key: reply.key,
+            state: reply.state,
+            reason: reply.reason,
+            ttl: reply.ttl,
+        });
+    }
+}
 
 pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &AtomicBool) -> Summary {
     let started = Instant::now();
@@ -108,22 +147,18 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     let mut table = Table::new(plan.timing);
     let mut bucket = TokenBucket::new(plan.rate, started);
     let mut retries: VecDeque<ProbeKey> = VecDeque::new();
-    let mut pending: Option<Probe> = None;
+    // A batch the backend had no room for; its keys are already in the table.
+    let mut stalled: Option<Vec<Probe>> = None;
     let cap = backend.max_inflight.unwrap_or(MAX_OUTSTANDING);
-    let mut up: HashMap<IpAddr, HostInfo> = HashMap::new();
-    let mut decided: u64 = 0;
-    let mut open: u64 = 0;
+    let mut tally = Tally {
+        sink,
+        up: HashMap::new(),
+        decided: 0,
+        open: 0,
+    };
     let mut last_progress = started;
     let mut drain_until: Option<Instant> = None;
     let counters = backend.counters.clone();
-
-    let emit = |r: PortResult, sink: &mut dyn Sink, decided: &mut u64, open: &mut u64| {
-        *decided += 1;
-        if r.state == PortState::Open {
-            *open += 1;
-        }
-        sink.result(&r);
-    };
 
     loop {
         let now = Instant::now();
@@ -133,10 +168,10 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
         let sending = drain_until.is_none();
 
         // 1. Apply replies already waiting.
-        while let Ok(reply) = backend.replies.try_recv() {
-            apply(&mut table, &mut up, reply, now, &mut |r| {
-                emit(r, sink, &mut decided, &mut open)
-            });
+        while let Ok(batch) = backend.replies.try_recv() {
+            for reply in batch {
+                tally.reply(&mut table, reply, now);
+            }
         }
 
         // 2. Sweep timeouts.
@@ -147,65 +182,76 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
                 Proto::Tcp => PortState::Filtered,
                 Proto::Udp => PortState::OpenFiltered,
             };
-            emit(
-                PortResult {
-                    key,
-                    state,
-                    reason: Reason::NoResponse,
-                    ttl: None,
-                },
-                sink,
-                &mut decided,
-                &mut open,
-            );
+            tally.emit(PortResult {
+                key,
+                state,
+                reason: Reason::NoResponse,
+                ttl: None,
+            });
         }
 
-        // 3. Send what the rate allows: the stalled probe, retries, carried
-        //    keys, then new keys in permutation order.
+        // 3. Send what the rate allows, in batches: retries first, then
+        //    carried keys, then new keys in permutation order. A key enters
+        //    the table when it is put in a batch, never later, so a reply
+        //    that resolves it while the batch waits cannot resurrect it.
         let mut backlogged = false;
-        while sending && bucket.wait(now).is_zero() {
-            let probe = if let Some(p) = pending.take() {
-                p
-            } else {
-                let key = loop {
-                    match retries.pop_front() {
-                        Some(k) if table.contains(&k) => break Some(k),
-                        Some(_) => continue,
-                        None => break None,
+        if sending {
+            if let Some(b) = stalled.take() {
+                match backend.probes.try_send(b) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(b)) => {
+                        stalled = Some(b);
+                        backlogged = true;
                     }
-                };
-                let key = match key {
-                    Some(k) => Some(k),
-                    None if table.len() >= cap => None,
-                    None => match carry.pop_front() {
-                        Some(k) => Some(k),
-                        None if next_index < total => {
-                            let k = plan.key_at(perm.get(next_index));
-                            next_index += 1;
-                            k
+                    Err(TrySendError::Disconnected(_)) => drain_until = Some(now),
+                }
+            }
+            while !backlogged && drain_until.is_none() {
+                let mut batch = Vec::with_capacity(PROBE_BATCH);
+                while batch.len() < PROBE_BATCH && bucket.try_take(now) {
+                    let key = loop {
+                        match retries.pop_front() {
+                            Some(k) if table.contains(&k) => break Some(k),
+                            Some(_) => continue,
+                            None => break None,
                         }
-                        None => None,
-                    },
-                };
-                let Some(key) = key else { break };
-                Probe {
-                    key,
-                    timeout: table.timeout(),
+                    };
+                    let key = match key {
+                        Some(k) => Some(k),
+                        None if table.len() >= cap => None,
+                        None => match carry.pop_front() {
+                            Some(k) => Some(k),
+                            None if next_index < total => {
+                                let k = plan.key_at(perm.get(next_index));
+                                next_index += 1;
+                                k
+                            }
+                            None => None,
+                        },
+                    };
+                    let Some(key) = key else {
+                        bucket.refund();
+                        break;
+                    };
+                    batch.push(Probe {
+                        key,
+                        timeout: table.timeout(),
+                    });
+                    table.sent(key, now);
                 }
-            };
-            match backend.probes.try_send(probe) {
-                Ok(()) => {
-                    bucket.try_take(now);
-                    table.sent(probe.key, now);
-                }
-                Err(TrySendError::Full(p)) => {
-                    pending = Some(p);
-                    backlogged = true;
+                if batch.is_empty() {
                     break;
                 }
-                Err(TrySendError::Disconnected(_)) => {
-                    // The backend died: nothing more can be sent.
-                    drain_until = Some(now);
+                let full = batch.len() == PROBE_BATCH;
+                match backend.probes.try_send(batch) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(b)) => {
+                        stalled = Some(b);
+                        backlogged = true;
+                    }
+                    Err(TrySendError::Disconnected(_)) => drain_until = Some(now),
+                }
+                if !full {
                     break;
                 }
             }
@@ -213,11 +259,11 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
 
         if now.duration_since(last_progress) >= PROGRESS_EVERY {
             last_progress = now;
-            sink.progress(&Progress {
-                decided,
+            tally.sink.progress(&Progress {
+                decided: tally.decided,
                 total,
                 sent: Counters::get(&counters.sent),
-                open,
+                open: tally.open,
                 elapsed: now.duration_since(started),
             });
         }
@@ -227,33 +273,33 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
             && carry.is_empty()
             && table.is_empty()
             && retries.is_empty()
-            && pending.is_none();
+            && stalled.is_none();
         if finished || drain_until.is_some_and(|d| now >= d) {
             break;
         }
 
-        // 5. Wait for a reply, the next token, or the next deadline.
+        // 5. Wait for replies, the next tokens, or the next deadline. Sleep
+        //    at least TICK between sends so each wake-up sends a batch.
         let mut wake = Duration::from_millis(50);
         if let Some(d) = table.next_deadline() {
             wake = wake.min(d.saturating_duration_since(now));
         }
         let has_work =
-            pending.is_some() || !retries.is_empty() || !carry.is_empty() || next_index < total;
-        if sending && has_work {
-            wake = wake.min(if backlogged {
-                Duration::from_micros(200)
-            } else {
-                bucket.wait(now)
-            });
+            stalled.is_some() || !retries.is_empty() || !carry.is_empty() || next_index < total;
+        if sending && has_work && (table.len() < cap || !retries.is_empty()) {
+            wake = wake.min(bucket.wait(now).max(TICK));
+        } else if backlogged {
+            wake = wake.min(TICK);
         }
         if let Some(d) = drain_until {
             wake = wake.min(d.saturating_duration_since(now));
         }
         match backend.replies.recv_timeout(wake) {
-            Ok(reply) => {
-                apply(&mut table, &mut up, reply, Instant::now(), &mut |r| {
-                    emit(r, sink, &mut decided, &mut open)
-                });
+            Ok(batch) => {
+                let now = Instant::now();
+                for reply in batch {
+                    tally.reply(&mut table, reply, now);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -267,7 +313,6 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     let interrupted = drain_until.is_some() && interrupt.load(Ordering::Relaxed);
     let mut undecided: Vec<ProbeKey> = Vec::new();
     if interrupted {
-        undecided.extend(pending.map(|p| p.key));
         undecided.extend(carry);
         undecided.extend(table.keys());
         undecided.sort();
@@ -276,8 +321,8 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     let summary = Summary {
         elapsed: started.elapsed(),
         total,
-        decided,
-        up,
+        decided: tally.decided,
+        up: tally.up,
         sent: Counters::get(&counters.sent),
         received: Counters::get(&counters.received),
         malformed: Counters::get(&counters.malformed),
@@ -288,27 +333,4 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     };
     backend.join();
     summary
-}
-
-fn apply(
-    table: &mut Table,
-    up: &mut HashMap<IpAddr, HostInfo>,
-    reply: crate::validate::Reply,
-    now: Instant,
-    emit: &mut dyn FnMut(PortResult),
-) {
-    let Some(entry) = table.resolve(&reply.key, now) else {
-        return; // duplicate, or late for a decided key
-    };
-    let host = up.entry(reply.key.ip).or_default();
-    if entry.attempt == 0 {
-        let rtt = now.saturating_duration_since(entry.sent);
-        host.latency = Some(host.latency.map_or(rtt, |l| l.min(rtt)));
-    }
-    emit(PortResult {
-        key: reply.key,
-        state: reply.state,
-        reason: reply.reason,
-        ttl: reply.ttl,
-    });
 }

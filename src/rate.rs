@@ -44,6 +44,11 @@ impl TokenBucket {
         }
     }
 
+    /// Give back a token taken but not used.
+    pub fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.burst);
+    }
+
     /// How long after `now` until a token is available.
     pub fn wait(&self, now: Instant) -> Duration {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();

@@ -20,6 +20,11 @@ pub struct Timing {
     pub min: Duration,
     pub max: Duration,
     pub max_retries: u8,
+    /// Retry only as much as the network has shown to need (nmap's
+    /// max_successful_tryno): a probe expires after `highest attempt that
+    /// ever got an answer + 2` retries, capped by `max_retries`. Off when
+    /// the user gives --max-retries, which is then honoured exactly.
+    pub adaptive_retries: bool,
 }
 
 impl Default for Timing {
@@ -29,9 +34,13 @@ impl Default for Timing {
             min: Duration::from_millis(100),
             max: Duration::from_millis(10_000),
             max_retries: 6,
+            adaptive_retries: true,
         }
     }
 }
+
+/// Extra retries allowed beyond the highest attempt that got an answer.
+const RETRY_MARGIN: u8 = 2;
 
 /// Smoothed RTT (RFC 6298 gains, as nmap uses).
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,6 +100,8 @@ pub struct Table {
     heap: BinaryHeap<Reverse<(Instant, u8, ProbeKey)>>,
     rtt: Rtt,
     timing: Timing,
+    /// Highest attempt number that got an answer.
+    max_answered: u8,
 }
 
 impl Table {
@@ -100,6 +111,7 @@ impl Table {
             heap: BinaryHeap::new(),
             rtt: Rtt::default(),
             timing,
+            max_answered: 0,
         }
     }
 
@@ -148,6 +160,7 @@ impl Table {
     /// is sampled only for unretransmitted probes (Karn's rule).
     pub fn resolve(&mut self, key: &ProbeKey, now: Instant) -> Option<Entry> {
         let e = self.map.remove(key)?;
+        self.max_answered = self.max_answered.max(e.attempt);
         if e.attempt == 0 {
             self.rtt.sample(now.saturating_duration_since(e.sent));
         }
@@ -164,9 +177,21 @@ impl Table {
         self.map.keys().copied()
     }
 
+    /// Retransmissions a probe gets before it expires, now.
+    pub fn allowed_retries(&self) -> u8 {
+        if self.timing.adaptive_retries {
+            self.max_answered
+                .saturating_add(RETRY_MARGIN)
+                .min(self.timing.max_retries)
+        } else {
+            self.timing.max_retries
+        }
+    }
+
     /// Collect probes whose deadline is at or before `now`.
     pub fn sweep(&mut self, now: Instant) -> Sweep {
         let mut out = Sweep::default();
+        let allowed = self.allowed_retries();
         while let Some(Reverse((deadline, attempt, key))) = self.heap.peek().copied() {
             if deadline > now {
                 break;
@@ -178,7 +203,7 @@ impl Table {
             if e.attempt != attempt || e.deadline != Some(deadline) {
                 continue; // stale: retransmitted since
             }
-            if e.attempt < self.timing.max_retries {
+            if e.attempt < allowed {
                 e.deadline = None;
                 out.retry.push(key);
             } else {
@@ -214,6 +239,7 @@ mod tests {
             min: Duration::from_millis(100),
             max: Duration::from_millis(10_000),
             max_retries: retries,
+            adaptive_retries: false,
         }
     }
 
@@ -272,6 +298,35 @@ mod tests {
             t2.resolve(&key(i), t0 + Duration::from_micros(50));
         }
         assert_eq!(t2.timeout(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn adaptive_retries_follow_observed_loss() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timing {
+            adaptive_retries: true,
+            ..timing(6)
+        });
+        assert_eq!(t.allowed_retries(), 2, "no loss seen: two retries");
+        // A probe answered only on its second retransmission shows loss.
+        let mut now = t0;
+        t.sent(key(1), now);
+        for _ in 0..2 {
+            now += Duration::from_secs(1);
+            assert_eq!(t.sweep(now).retry, vec![key(1)]);
+            t.sent(key(1), now);
+        }
+        t.resolve(&key(1), now);
+        assert_eq!(t.allowed_retries(), 4);
+        // Capped by max_retries.
+        let mut u = Table::new(Timing {
+            adaptive_retries: true,
+            ..timing(1)
+        });
+        u.sent(key(2), t0);
+        assert_eq!(u.sweep(t0 + Duration::from_secs(1)).retry, vec![key(2)]);
+        u.sent(key(2), t0 + Duration::from_secs(1));
+        assert_eq!(u.sweep(t0 + Duration::from_secs(3)).expired, vec![key(2)]);
     }
 
     #[test]

@@ -67,8 +67,8 @@ fn classify(e: &io::Error) -> Option<(PortState, Reason)> {
 pub fn start() -> anyhow::Result<Backend> {
     let max = socket_budget();
     let counters = Arc::new(Counters::default());
-    let (probe_tx, probe_rx) = bounded::<Probe>(PROBE_QUEUE);
-    let (reply_tx, reply_rx) = bounded::<Reply>(REPLY_QUEUE);
+    let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
+    let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);
     let poll = Poll::new()?;
     let c = counters.clone();
@@ -116,8 +116,8 @@ impl Worker {
 
     fn run(
         mut self,
-        probes: Receiver<Probe>,
-        replies: Sender<Reply>,
+        probes: Receiver<Vec<Probe>>,
+        replies: Sender<Vec<Reply>>,
         stop: Receiver<()>,
         c: &Counters,
     ) {
@@ -128,11 +128,15 @@ impl Worker {
                 return;
             }
             // Admit probes while there is room.
+            let mut out: Vec<Reply> = Vec::new();
             while self.conns.len() < self.limit {
                 let p = match self.waiting.pop_front() {
                     Some(p) => p,
                     None => match probes.try_recv() {
-                        Ok(p) => p,
+                        Ok(batch) => {
+                            self.waiting.extend(batch);
+                            continue;
+                        }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             closed = true;
@@ -140,7 +144,7 @@ impl Worker {
                         }
                     },
                 };
-                self.open(p, &replies, c);
+                self.open(p, &mut out, c);
             }
             if closed && self.conns.is_empty() && self.waiting.is_empty() {
                 return;
@@ -170,18 +174,25 @@ impl Worker {
                 };
                 if let Some(conn) = self.close(token) {
                     if let Some((state, reason)) = outcome {
-                        let r = Reply {
+                        out.push(Reply {
                             key: conn.probe.key,
                             state,
                             reason,
                             ttl: None,
-                        };
-                        if replies.send_timeout(r, Duration::from_millis(100)).is_err() {
-                            Counters::inc(&c.dropped_late);
-                        }
+                        });
                     } else {
                         Counters::inc(&c.send_errors);
                     }
+                }
+            }
+            if !out.is_empty() {
+                let n = out.len() as u64;
+                if replies
+                    .send_timeout(out, Duration::from_millis(100))
+                    .is_err()
+                {
+                    c.dropped_late
+                        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             // Time out sockets whose probe the engine has given up on.
@@ -199,7 +210,7 @@ impl Worker {
         }
     }
 
-    fn open(&mut self, p: Probe, replies: &Sender<Reply>, c: &Counters) {
+    fn open(&mut self, p: Probe, out: &mut Vec<Reply>, c: &Counters) {
         let addr = SocketAddr::new(p.key.ip, p.key.port);
         match TcpStream::connect(addr) {
             Ok(mut stream) => {
@@ -243,13 +254,12 @@ impl Worker {
             Err(e) => match classify(&e) {
                 Some((state, reason)) => {
                     Counters::inc(&c.sent);
-                    let r = Reply {
+                    out.push(Reply {
                         key: p.key,
                         state,
                         reason,
                         ttl: None,
-                    };
-                    let _ = replies.send_timeout(r, Duration::from_millis(100));
+                    });
                 }
                 None => Counters::inc(&c.send_errors),
             },

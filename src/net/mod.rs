@@ -54,8 +54,9 @@ impl Counters {
 
 /// A running backend.
 pub struct Backend {
-    pub probes: Sender<Probe>,
-    pub replies: Receiver<Reply>,
+    /// Probes travel in batches to amortize thread wake-ups.
+    pub probes: Sender<Vec<Probe>>,
+    pub replies: Receiver<Vec<Reply>>,
     pub counters: Arc<Counters>,
     /// Most probes the backend can have in flight (connect: file
     /// descriptors); None when only memory limits it.
@@ -90,7 +91,9 @@ pub enum OpenError {
     Other(anyhow::Error),
 }
 
-/// Bound on replies queued from receiver to engine.
-const REPLY_QUEUE: usize = 65_536;
-/// Bound on probes queued from engine to sender.
-const PROBE_QUEUE: usize = 4096;
+/// Bound on reply batches queued from receiver to engine.
+const REPLY_QUEUE: usize = 1024;
+/// Bound on probe batches queued from engine to sender.
+const PROBE_QUEUE: usize = 64;
+/// Most probes the engine puts in one batch.
+pub const PROBE_BATCH: usize = 64;

@@ -83,8 +83,8 @@ pub fn start(cookies: Cookies, udp: bool) -> Result<Backend, OpenError> {
         }
     }
     let counters = Arc::new(Counters::default());
-    let (probe_tx, probe_rx) = bounded::<Probe>(PROBE_QUEUE);
-    let (reply_tx, reply_rx) = bounded::<Reply>(REPLY_QUEUE);
+    let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
+    let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);
 
     let c = counters.clone();
@@ -117,11 +117,16 @@ fn source_for(dst: IpAddr) -> io::Result<Ipv4Addr> {
     }
 }
 
-fn send_loop(mut tx: TransportSender, probes: Receiver<Probe>, cookies: Cookies, c: &Counters) {
+fn send_loop(
+    mut tx: TransportSender,
+    probes: Receiver<Vec<Probe>>,
+    cookies: Cookies,
+    c: &Counters,
+) {
     let mut buf = vec![0u8; 2048];
     let mut payload = Vec::with_capacity(1500);
     let mut sources: HashMap<IpAddr, Ipv4Addr> = HashMap::new();
-    for p in probes.iter() {
+    for p in probes.iter().flatten() {
         let dst = match p.key.ip {
             IpAddr::V4(a) => a,
             IpAddr::V6(_) => {
@@ -212,7 +217,7 @@ fn send_loop(mut tx: TransportSender, probes: Receiver<Probe>, cookies: Cookies,
 
 fn recv_loop(
     rx: Vec<TransportReceiver>,
-    replies: Sender<Reply>,
+    replies: Sender<Vec<Reply>>,
     stop: Receiver<()>,
     cookies: Cookies,
     c: &Counters,
@@ -235,6 +240,7 @@ fn recv_loop(
         if n <= 0 {
             continue;
         }
+        let mut batch = Vec::new();
         for pfd in fds.iter_mut() {
             if pfd.revents & libc::POLLIN == 0 {
                 continue;
@@ -263,20 +269,33 @@ fn recv_loop(
                     Ok(pkt) => validate(&pkt, &cookies),
                 };
                 match reply {
-                    Ok(r) => {
-                        if replies.send_timeout(r, Duration::from_millis(100)).is_err() {
-                            Counters::inc(&c.dropped_late);
-                            if let Err(TryRecvError::Disconnected) = stop.try_recv() {
-                                return;
-                            }
-                        }
-                    }
+                    Ok(r) => batch.push(r),
                     Err(Drop::BadCookie | Drop::BadQuote | Drop::WrongPort) => {
                         Counters::inc(&c.bad_cookie)
                     }
                     Err(Drop::NotAReply | Drop::IgnoredIcmp) => Counters::inc(&c.not_reply),
                 }
             }
+        }
+        // Under load, let replies gather for a moment: one wake-up per
+        // millisecond instead of one per packet (the socket buffers are
+        // large enough to hold them).
+        let busy = batch.len() >= 8;
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            if replies
+                .send_timeout(batch, Duration::from_millis(100))
+                .is_err()
+            {
+                c.dropped_late
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                if let Err(TryRecvError::Disconnected) = stop.try_recv() {
+                    return;
+                }
+            }
+        }
+        if busy {
+            thread::sleep(Duration::from_millis(1));
         }
     }
 }
