@@ -334,3 +334,149 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     backend.join();
     summary
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Counters;
+    use crate::targets::parse_hosts;
+    use crossbeam_channel::bounded;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::thread;
+
+    /// A scripted backend: answers each probe according to `answer`
+    /// (called with the key and how many times it was probed before),
+    /// slowly, and twice, to provoke stalls, duplicates and late replies.
+    fn fake(answer: fn(&ProbeKey, u32) -> Option<(PortState, Reason)>, slow: bool) -> Backend {
+        let (ptx, prx) = bounded::<Vec<Probe>>(2);
+        let (rtx, rrx) = bounded::<Vec<Reply>>(1024);
+        let (stx, srx) = bounded::<()>(0);
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let t = thread::spawn(move || {
+            let mut seen: HashMap<ProbeKey, u32> = HashMap::new();
+            for batch in prx.iter() {
+                if slow {
+                    thread::sleep(Duration::from_millis(3));
+                }
+                let mut out = Vec::new();
+                for p in batch {
+                    Counters::inc(&c.sent);
+                    let n = seen.entry(p.key).or_insert(0);
+                    if let Some((state, reason)) = answer(&p.key, *n) {
+                        let r = Reply {
+                            key: p.key,
+                            state,
+                            reason,
+                            ttl: Some(64),
+                        };
+                        out.push(r);
+                        out.push(r); // a duplicate
+                    }
+                    *n += 1;
+                }
+                if rtx.send(out).is_err() {
+                    break;
+                }
+            }
+            drop(srx);
+        });
+        Backend::new(ptx, rrx, counters, None, stx, vec![t])
+    }
+
+    struct Record(Vec<PortResult>);
+
+    impl Sink for Record {
+        fn result(&mut self, r: &PortResult) {
+            self.0.push(*r);
+        }
+    }
+
+    fn plan(ports: u16) -> Plan {
+        let hosts = parse_hosts(&["198.18.0.1-3".into()], &[], &|_| Err("no dns".into())).unwrap();
+        Plan {
+            hosts,
+            ports: (1..=ports).map(|p| (Proto::Tcp, p)).collect(),
+            seed: 1,
+            rate: 1_000_000,
+            timing: Timing {
+                initial: Duration::from_millis(30),
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                max_retries: 3,
+                adaptive_retries: false,
+            },
+            start: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    fn by_port(k: &ProbeKey, tries: u32) -> Option<(PortState, Reason)> {
+        match k.port % 10 {
+            0 => Some((PortState::Open, Reason::SynAck)),
+            1 => None,               // filtered: never answers
+            2 if tries == 0 => None, // lost once, answers the retry
+            _ => Some((PortState::Closed, Reason::Reset)),
+        }
+    }
+
+    /// Regression: a retry stalled behind a full channel, then resolved by
+    /// a late reply, must not come back as a second result.
+    #[test]
+    fn every_key_is_decided_exactly_once_despite_stalls_and_duplicates() {
+        let p = plan(400);
+        let mut rec = Record(Vec::new());
+        let s = run(&p, fake(by_port, true), &mut rec, &AtomicBool::new(false));
+        assert_eq!(s.decided, 1200);
+        let mut count: HashMap<ProbeKey, usize> = HashMap::new();
+        for r in &rec.0 {
+            *count.entry(r.key).or_default() += 1;
+            let want = match r.key.port % 10 {
+                0 => PortState::Open,
+                1 => PortState::Filtered,
+                _ => PortState::Closed,
+            };
+            assert_eq!(r.state, want, "{:?}", r.key);
+        }
+        assert_eq!(count.len(), 1200);
+        assert!(count.values().all(|&n| n == 1), "a key was reported twice");
+    }
+
+    #[test]
+    fn same_seed_same_order() {
+        let order = |seed| {
+            let mut p = plan(50);
+            p.seed = seed;
+            let mut rec = Record(Vec::new());
+            run(
+                &p,
+                fake(|_, _| Some((PortState::Closed, Reason::Reset)), false),
+                &mut rec,
+                &AtomicBool::new(false),
+            );
+            rec.0.iter().map(|r| r.key).collect::<Vec<_>>()
+        };
+        // Replies come back in send order from this backend.
+        assert_eq!(order(9), order(9));
+        assert_ne!(order(9), order(10));
+    }
+
+    #[test]
+    fn an_interrupt_returns_the_undecided_keys() {
+        let p = plan(400);
+        let mut rec = Record(Vec::new());
+        let stop = AtomicBool::new(true);
+        let s = run(&p, fake(|_, _| None, false), &mut rec, &stop);
+        assert!(s.interrupted);
+        // Nothing was sent, or what was sent is either decided or handed back.
+        let decided: std::collections::HashSet<ProbeKey> = rec.0.iter().map(|r| r.key).collect();
+        for k in &s.undecided {
+            assert!(!decided.contains(k));
+        }
+        assert_eq!(
+            s.decided as usize + s.undecided.len(),
+            s.next_index as usize
+        );
+    }
+}

@@ -67,6 +67,26 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// Assemble a backend from its channel ends and threads (used by the
+    /// real backends and by tests' scripted ones).
+    pub fn new(
+        probes: Sender<Vec<Probe>>,
+        replies: Receiver<Vec<Reply>>,
+        counters: Arc<Counters>,
+        max_inflight: Option<usize>,
+        stop: Sender<()>,
+        threads: Vec<JoinHandle<()>>,
+    ) -> Self {
+        Backend {
+            probes,
+            replies,
+            counters,
+            max_inflight,
+            stop,
+            threads,
+        }
+    }
+
     /// Stop the threads and wait for them.
     pub fn join(self) {
         let Backend {
