@@ -1,0 +1,1228 @@
+//! Network-namespace LAB for rawscan's integration tests.
+//!
+//! Every lab is a pair of network namespaces created by this file and joined
+//! by a veth pair: the scanner namespace (198.18.0.1) and the target namespace
+//! (198.18.0.2), in 198.18.0.0/24, with **no default route** in either.  The
+//! host's own network namespace is never touched: the veth ends are created
+//! directly inside the lab namespaces.  Tests must scan only `TARGET_IP`.
+//!
+//! * Names are unique: `rs-<pid>-<n>-s` / `rs-<pid>-<n>-t` (namespaces and the
+//!   veth ends inside them, at most 15 characters).  They are deleted by
+//!   `Drop`, also when a test panics; leftovers of dead processes (killed
+//!   test runs) are deleted when the next lab is built.
+//! * Labs are serialised machine-wide by an exclusive `flock` on
+//!   `/tmp/rawscan-lab.lock`, held for the whole life of a `Lab` (the machine
+//!   has 2 cores and scans are timing-sensitive; several test binaries may run
+//!   at once under nextest).  Consequence: never build two labs at once in one
+//!   test, it would deadlock.
+//! * `lab()` is the one place that decides what happens when the lab cannot
+//!   be built: with `RAWSCAN_REQUIRE_LAB=1` the test fails with the reason,
+//!   otherwise it prints `skipping: <why>` to stderr and the test returns.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub const SCANNER_IP: &str = "198.18.0.1";
+pub const TARGET_IP: &str = "198.18.0.2";
+const PREFIX_LEN: u8 = 24;
+/// Name prefix of every namespace this harness (and scripts/bench.sh) creates.
+pub const NS_PREFIX: &str = "rs-";
+const LOCK_PATH: &str = "/tmp/rawscan-lab.lock";
+/// nftables table loaded into the target namespace.
+pub const NFT_TABLE: &str = "rawscan_lab";
+/// A command run through the lab is killed after this long (a hang must fail
+/// the test, not block CI).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Path of the binary under test.
+pub const RAWSCAN_BIN: &str = env!("CARGO_BIN_EXE_rawscan");
+
+static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+// ---------------------------------------------------------------------------
+// The skip-or-fail decision.
+// ---------------------------------------------------------------------------
+
+/// True when `RAWSCAN_REQUIRE_LAB=1`: a lab that cannot be built is a failure.
+pub fn lab_required() -> bool {
+    std::env::var("RAWSCAN_REQUIRE_LAB").is_ok_and(|v| v.trim() == "1")
+}
+
+/// THE decision for "the lab (or a tool a test needs) is not available":
+/// panics under `RAWSCAN_REQUIRE_LAB=1`, else prints `skipping: <why>` to
+/// stderr and returns `None` so the caller can `return`.
+pub fn unavailable<T>(why: &str) -> Option<T> {
+    if lab_required() {
+        panic!("RAWSCAN_REQUIRE_LAB=1 but the network lab cannot be used: {why}");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+/// Build a lab, or skip/fail (see [`unavailable`]).
+///
+/// ```ignore
+/// let Some(lab) = common::lab() else { return };
+/// ```
+pub fn lab() -> Option<Lab> {
+    lab_with_tools(&[])
+}
+
+/// Like [`lab`], but also requires the given programs (e.g. `capsh`, `nmap`).
+pub fn lab_with_tools(tools: &[&str]) -> Option<Lab> {
+    for tool in tools {
+        if find_tool(tool).is_none() {
+            return unavailable(&format!("`{tool}` is not installed (not found in PATH)"));
+        }
+    }
+    match Lab::new() {
+        Ok(lab) => Some(lab),
+        Err(why) => unavailable(&why),
+    }
+}
+
+/// Find an executable in PATH (plus the sbin directories, which a non-login
+/// root shell may lack).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+// ---------------------------------------------------------------------------
+// Running commands with a timeout.
+// ---------------------------------------------------------------------------
+
+/// Run `cmd` with stdin closed and stdout/stderr captured; kill its whole
+/// process group and panic (with what it printed so far) after `timeout`.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let desc = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+    let mut out_pipe = child.stdout.take().expect("stdout piped");
+    let mut err_pipe = child.stderr.take().expect("stderr piped");
+    let out_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_reader = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => panic!("waiting for {desc}: {e}"),
+        }
+        if start.elapsed() > timeout {
+            // The child leads its own process group (process_group(0)).
+            // SAFETY: plain kill(2) on the child's process group.
+            unsafe {
+                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = out_reader.join().unwrap_or_default();
+            let stderr = err_reader.join().unwrap_or_default();
+            panic!(
+                "TIMEOUT: {desc} still running after {timeout:?}, killed.\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Run a setup command; Err carries the command line, status and stderr.
+fn run_checked(program: &Path, args: &[&str], stdin: Option<&str>) -> Result<Output, String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let desc = format!("{} {}", program.display(), args.join(" "));
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run `{desc}`: {e}"))?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin piped");
+        pipe.write_all(input.as_bytes())
+            .map_err(|e| format!("writing stdin of `{desc}`: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for `{desc}`: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "`{desc}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The lab.
+// ---------------------------------------------------------------------------
+
+/// Which TCP scan technique a result came from (reasons differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpScan {
+    Syn,
+    Connect,
+}
+
+/// The state rawscan must report for a port, and the reasons accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub state: &'static str,
+    pub reasons: &'static [&'static str],
+}
+
+/// Listeners bound inside the target namespace plus the thread that accepts
+/// (and immediately closes) connections on them, so a connect scan can never
+/// fill the accept backlog.
+struct Acceptor {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub struct Lab {
+    /// `rs-<pid>-<n>`; namespaces are `<id>-s` and `<id>-t`.
+    pub id: String,
+    pub scanner_ns: String,
+    pub target_ns: String,
+    /// veth end inside the scanner namespace (same name as the namespace).
+    pub scanner_if: String,
+    /// veth end inside the target namespace (same name as the namespace).
+    pub target_if: String,
+    ip: PathBuf,
+    nft: PathBuf,
+    acceptors: Vec<Acceptor>,
+    open_tcp: BTreeSet<u16>,
+    dropped_tcp: BTreeSet<u16>,
+    admin_prohibited_tcp: BTreeSet<u16>,
+    /// Held (flock) for the life of the lab; released when dropped last.
+    _lock: File,
+}
+
+impl Lab {
+    /// Create the two namespaces, the veth pair, addresses, `lo` up, an empty
+    /// nftables table in the target and `net.ipv4.icmp_ratelimit=0` there.
+    /// Blocks until no other lab exists on the machine.
+    pub fn new() -> Result<Lab, String> {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if euid != 0 {
+            return Err(format!(
+                "not root (euid {euid}): network namespaces need root"
+            ));
+        }
+        let ip = find_tool("ip").ok_or("`ip` (iproute2) is not installed")?;
+        let nft = find_tool("nft").ok_or("`nft` (nftables) is not installed")?;
+
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(LOCK_PATH)
+            .map_err(|e| format!("cannot open {LOCK_PATH}: {e}"))?;
+        lock.lock()
+            .map_err(|e| format!("cannot flock {LOCK_PATH}: {e}"))?;
+
+        cleanup_stale_namespaces(&ip);
+
+        let n = LAB_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{NS_PREFIX}{}-{}", std::process::id(), base36(n));
+        let scanner_ns = format!("{id}-s");
+        let target_ns = format!("{id}-t");
+        if scanner_ns.len() > 15 {
+            return Err(format!("lab name {scanner_ns} longer than 15 characters"));
+        }
+        // From here on, Drop deletes whatever was created.
+        let mut lab = Lab {
+            id,
+            scanner_if: scanner_ns.clone(),
+            target_if: target_ns.clone(),
+            scanner_ns,
+            target_ns,
+            ip,
+            nft,
+            acceptors: Vec::new(),
+            open_tcp: BTreeSet::new(),
+            dropped_tcp: BTreeSet::new(),
+            admin_prohibited_tcp: BTreeSet::new(),
+            _lock: lock,
+        };
+        lab.setup()?;
+        Ok(lab)
+    }
+
+    fn setup(&mut self) -> Result<(), String> {
+        let (s, t) = (self.scanner_ns.clone(), self.target_ns.clone());
+        let (sif, tif) = (self.scanner_if.clone(), self.target_if.clone());
+        let s_addr = format!("{SCANNER_IP}/{PREFIX_LEN}");
+        let t_addr = format!("{TARGET_IP}/{PREFIX_LEN}");
+        self.ip(&["netns", "add", &s])?;
+        self.ip(&["netns", "add", &t])?;
+        // Both veth ends are born inside the lab namespaces: the host
+        // namespace never sees them.
+        self.ip(&[
+            "link", "add", &sif, "netns", &s, "type", "veth", "peer", "name", &tif, "netns", &t,
+        ])?;
+        for (ns, ifname, addr) in [(&s, &sif, &s_addr), (&t, &tif, &t_addr)] {
+            self.ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            self.ip(&["-n", ns, "addr", "add", addr, "dev", ifname])?;
+            self.ip(&["-n", ns, "link", "set", ifname, "up"])?;
+            // Keep the wire quiet (no IPv6 router solicitations, DAD, ...).
+            let _ = self.ip(&[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ]);
+        }
+        for ns in [&s, &t] {
+            let out = self.ip(&["-n", ns, "-4", "route", "show", "default"])?;
+            if !out.stdout.is_empty() {
+                return Err(format!("namespace {ns} unexpectedly has a default route"));
+            }
+        }
+        self.try_nft(&format!(
+            "table inet {NFT_TABLE} {{\n\
+             \tchain input {{ type filter hook input priority 0; policy accept; }}\n\
+             \tchain output {{ type filter hook output priority 0; policy accept; }}\n\
+             }}\n"
+        ))?;
+        // Per-namespace ICMP rate limit: off, so admin-prohibited (and later
+        // port-unreachable) replies are never throttled per peer.
+        self.try_sysctl(&t, "net.ipv4.icmp_ratelimit", "0")?;
+        Ok(())
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<Output, String> {
+        run_checked(&self.ip, args, None)
+    }
+
+    // ----- target configuration -------------------------------------------
+
+    /// Open TCP listeners on `ports` IN THE TARGET namespace.  A dedicated
+    /// thread `setns()`es into the target, binds the sockets (a socket stays
+    /// in the namespace it was created in) and then accepts and closes
+    /// connections until the lab is dropped.
+    pub fn tcp_listen(&mut self, ports: &[u16]) {
+        let ns_path = format!("/run/netns/{}", self.target_ns);
+        let ports_v = ports.to_vec();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let handle = thread::spawn(move || {
+            let listeners = match bind_in_namespace(&ns_path, &ports_v) {
+                Ok(l) => {
+                    let _ = tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            accept_loop(&listeners, &stop2);
+        });
+        let res = rx
+            .recv()
+            .unwrap_or_else(|_| Err("listener thread died".to_string()));
+        let acceptor = Acceptor {
+            stop,
+            handle: Some(handle),
+        };
+        if let Err(e) = res {
+            drop(acceptor);
+            panic!("tcp_listen({ports:?}) in {}: {e}", self.target_ns);
+        }
+        self.acceptors.push(acceptor);
+        self.open_tcp.extend(ports);
+    }
+
+    /// Load an nftables script (`nft -f -`) into the TARGET namespace.
+    pub fn nft(&self, script: &str) {
+        if let Err(e) = self.try_nft(script) {
+            panic!("nft in {}: {e}\nscript:\n{script}", self.target_ns);
+        }
+    }
+
+    fn try_nft(&self, script: &str) -> Result<(), String> {
+        let nft = self.nft.to_string_lossy().into_owned();
+        run_checked(
+            &self.ip,
+            &["netns", "exec", &self.target_ns, &nft, "-f", "-"],
+            Some(script),
+        )
+        .map(|_| ())
+    }
+
+    /// The target silently drops inbound TCP to these ports (→ filtered,
+    /// no-response).
+    pub fn drop_tcp(&mut self, ports: &[u16]) {
+        if ports.is_empty() {
+            return;
+        }
+        self.nft(&format!(
+            "add rule inet {NFT_TABLE} input tcp dport {{ {} }} drop\n",
+            join(ports)
+        ));
+        self.dropped_tcp.extend(ports);
+    }
+
+    /// The target answers TCP to `port` with ICMP admin-prohibited
+    /// (type 3 code 13) (→ filtered, admin-prohibited).
+    pub fn reject_admin_prohibited_tcp(&mut self, port: u16) {
+        self.nft(&format!(
+            "add rule inet {NFT_TABLE} input tcp dport {port} reject with icmp type admin-prohibited\n"
+        ));
+        self.admin_prohibited_tcp.insert(port);
+    }
+
+    /// Drop `percent`% of ALL IP packets on the target's veth, independently
+    /// in each direction (nftables `numgen random`; this kernel has no netem).
+    /// Runs before the port rules (priority -10).  Calling it again replaces
+    /// the previous loss rate; 0 removes the loss.
+    pub fn random_loss(&self, percent: u8) {
+        assert!(percent <= 100);
+        let mut script = format!(
+            "add chain inet {NFT_TABLE} loss_in {{ type filter hook input priority -10; policy accept; }}\n\
+             add chain inet {NFT_TABLE} loss_out {{ type filter hook output priority -10; policy accept; }}\n\
+             flush chain inet {NFT_TABLE} loss_in\n\
+             flush chain inet {NFT_TABLE} loss_out\n"
+        );
+        if percent > 0 {
+            script += &format!(
+                "add rule inet {NFT_TABLE} loss_in iifname \"{tif}\" numgen random mod 100 < {percent} drop\n\
+                 add rule inet {NFT_TABLE} loss_out oifname \"{tif}\" numgen random mod 100 < {percent} drop\n",
+                tif = self.target_if
+            );
+        }
+        self.nft(&script);
+    }
+
+    /// `net.ipv4.icmp_ratelimit` in the target namespace (ms between ICMP
+    /// errors per peer for the types in icmp_ratemask; 0 = off).
+    pub fn set_icmp_ratelimit(&self, ms: u32) {
+        self.sysctl_target("net.ipv4.icmp_ratelimit", &ms.to_string());
+    }
+
+    /// The per-namespace global ICMP budget (`icmp_msgs_per_sec`,
+    /// `icmp_msgs_burst`) of the target, which applies even when
+    /// icmp_ratelimit is 0.
+    pub fn set_icmp_global_limit(&self, per_sec: u32, burst: u32) {
+        self.sysctl_target("net.ipv4.icmp_msgs_per_sec", &per_sec.to_string());
+        self.sysctl_target("net.ipv4.icmp_msgs_burst", &burst.to_string());
+    }
+
+    pub fn sysctl_target(&self, key: &str, value: &str) {
+        if let Err(e) = self.try_sysctl(&self.target_ns, key, value) {
+            panic!("{e}");
+        }
+    }
+
+    pub fn sysctl_scanner(&self, key: &str, value: &str) {
+        if let Err(e) = self.try_sysctl(&self.scanner_ns, key, value) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_sysctl(&self, ns: &str, key: &str, value: &str) -> Result<(), String> {
+        let kv = format!("{key}={value}");
+        self.ip(&["netns", "exec", ns, "sysctl", "-q", "-w", &kv])?;
+        let out = self.ip(&["netns", "exec", ns, "sysctl", "-n", key])?;
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if got != value {
+            return Err(format!("sysctl {key} in {ns}: wrote {value}, reads {got}"));
+        }
+        Ok(())
+    }
+
+    // ----- truth -----------------------------------------------------------
+
+    pub fn open_tcp(&self) -> &BTreeSet<u16> {
+        &self.open_tcp
+    }
+    pub fn dropped_tcp(&self) -> &BTreeSet<u16> {
+        &self.dropped_tcp
+    }
+    pub fn admin_prohibited_tcp(&self) -> &BTreeSet<u16> {
+        &self.admin_prohibited_tcp
+    }
+
+    /// What a correct TCP scan of `port` reports, given how the target was
+    /// set up through this struct (raw `nft()` rules are not tracked).
+    pub fn expected_tcp(&self, port: u16, scan: TcpScan) -> Expected {
+        if self.dropped_tcp.contains(&port) {
+            Expected {
+                state: "filtered",
+                reasons: &["no-response"],
+            }
+        } else if self.admin_prohibited_tcp.contains(&port) {
+            Expected {
+                state: "filtered",
+                reasons: match scan {
+                    TcpScan::Syn => &["admin-prohibited"],
+                    // connect(2) sees ICMP 3/13 as EHOSTUNREACH; only a
+                    // scanner reading IP_RECVERR knows the exact code.
+                    TcpScan::Connect => &["admin-prohibited", "host-unreach"],
+                },
+            }
+        } else if self.open_tcp.contains(&port) {
+            Expected {
+                state: "open",
+                reasons: &["syn-ack"],
+            }
+        } else {
+            Expected {
+                state: "closed",
+                reasons: match scan {
+                    TcpScan::Syn => &["reset"],
+                    TcpScan::Connect => &["conn-refused"],
+                },
+            }
+        }
+    }
+
+    /// Compare a port map (from [`HostReport::port_map`]) against the truth.
+    /// Returns one line per mismatch ("port 81: expected filtered
+    /// (no-response), got closed (reset)").  Reasons are compared only when
+    /// `check_reasons`.
+    pub fn mismatches(
+        &self,
+        got: &BTreeMap<u16, PortResult>,
+        ports: &[u16],
+        scan: TcpScan,
+        check_reasons: bool,
+    ) -> Vec<String> {
+        let mut bad = Vec::new();
+        for &p in ports {
+            let exp = self.expected_tcp(p, scan);
+            match got.get(&p) {
+                None => bad.push(format!(
+                    "port {p}: expected {}, missing from output",
+                    exp.state
+                )),
+                Some(r) => {
+                    let reason_ok = !check_reasons
+                        || r.reason
+                            .as_deref()
+                            .is_some_and(|x| exp.reasons.contains(&x));
+                    if r.state != exp.state || !reason_ok {
+                        bad.push(format!(
+                            "port {p}: expected {} ({}), got {} ({})",
+                            exp.state,
+                            exp.reasons.join("|"),
+                            r.state,
+                            r.reason.as_deref().unwrap_or("no reason")
+                        ));
+                    }
+                }
+            }
+        }
+        bad
+    }
+
+    // ----- running things in the scanner namespace -------------------------
+
+    /// `ip netns exec <scanner> cmd args...` (killed after DEFAULT_TIMEOUT).
+    pub fn run_in_scanner(&self, cmd: &str, args: &[&str]) -> Output {
+        self.run_in_scanner_timeout(cmd, args, DEFAULT_TIMEOUT)
+    }
+
+    pub fn run_in_scanner_timeout(&self, cmd: &str, args: &[&str], timeout: Duration) -> Output {
+        let mut c = Command::new(&self.ip);
+        c.args(["netns", "exec", &self.scanner_ns, cmd]).args(args);
+        run_with_timeout(c, timeout)
+    }
+
+    /// `ip netns exec <target> cmd args...` (killed after DEFAULT_TIMEOUT).
+    pub fn run_in_target(&self, cmd: &str, args: &[&str]) -> Output {
+        let mut c = Command::new(&self.ip);
+        c.args(["netns", "exec", &self.target_ns, cmd]).args(args);
+        run_with_timeout(c, DEFAULT_TIMEOUT)
+    }
+
+    /// Run the rawscan under test in the scanner namespace (as root, with
+    /// CAP_NET_RAW), killed after DEFAULT_TIMEOUT.
+    pub fn rawscan(&self, args: &[&str]) -> Output {
+        self.rawscan_timeout(args, DEFAULT_TIMEOUT)
+    }
+
+    pub fn rawscan_timeout(&self, args: &[&str], timeout: Duration) -> Output {
+        self.run_in_scanner_timeout(RAWSCAN_BIN, args, timeout)
+    }
+
+    /// Run rawscan in the scanner namespace WITHOUT CAP_NET_RAW:
+    /// `capsh --drop=cap_net_raw -- -c 'exec "$0" "$@"' rawscan args...`
+    /// (the cap leaves the bounding set, so even root cannot get it back on
+    /// exec; arguments are passed positionally, no shell quoting involved).
+    pub fn rawscan_no_raw(&self, args: &[&str]) -> Output {
+        self.run_no_raw(RAWSCAN_BIN, args, DEFAULT_TIMEOUT)
+    }
+
+    /// Any command in the scanner namespace without CAP_NET_RAW.
+    pub fn run_no_raw(&self, cmd: &str, args: &[&str], timeout: Duration) -> Output {
+        let capsh = find_tool("capsh").expect("capsh (libcap2-bin) is not installed");
+        let capsh = capsh.to_string_lossy().into_owned();
+        let mut full = vec![
+            capsh.as_str(),
+            "--drop=cap_net_raw",
+            "--",
+            "-c",
+            "exec \"$0\" \"$@\"",
+            cmd,
+        ];
+        full.extend_from_slice(args);
+        self.run_in_scanner_timeout(full[0], &full[1..], timeout)
+    }
+
+    /// Proves that `run_no_raw` really removes CAP_NET_RAW: CapEff lacks bit
+    /// 13 and (when python3 exists) opening a raw socket fails with EPERM.
+    /// Panics otherwise.
+    pub fn assert_no_raw_really_drops_cap(&self) {
+        let out = self.run_no_raw("grep", &["^CapEff:", "/proc/self/status"], DEFAULT_TIMEOUT);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let hex = text.trim().trim_start_matches("CapEff:").trim();
+        let caps = u64::from_str_radix(hex, 16)
+            .unwrap_or_else(|_| panic!("cannot parse CapEff from {text:?}"));
+        assert_eq!(
+            caps & (1 << 13),
+            0,
+            "CAP_NET_RAW still effective under capsh: {text}"
+        );
+        if find_tool("python3").is_some() {
+            let out = self.run_no_raw(
+                "python3",
+                &[
+                    "-c",
+                    "import socket\n\
+                     try:\n\
+                     \x20   socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)\n\
+                     \x20   print('RAW-OK')\n\
+                     except PermissionError as e:\n\
+                     \x20   print('EPERM', e.errno)\n",
+                ],
+                DEFAULT_TIMEOUT,
+            );
+            let so = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                so.contains("EPERM 1"),
+                "raw socket creation without CAP_NET_RAW did not fail with EPERM: stdout={so:?} stderr={:?}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// MAC address of a veth end (`ip -n NS link show IF`).
+    pub fn mac_of(&self, ns: &str, ifname: &str) -> String {
+        let out = self
+            .ip(&["-n", ns, "-o", "link", "show", ifname])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut it = text.split_whitespace();
+        while let Some(w) = it.next() {
+            if w == "link/ether" {
+                return it.next().unwrap_or_default().to_string();
+            }
+        }
+        panic!("no MAC in {text:?}")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Stop the acceptors first (their sockets pin the target namespace).
+        self.acceptors.clear();
+        // Deleting the namespaces also deletes the veth pair.  Never panic
+        // here (we may already be unwinding).
+        for ns in [&self.scanner_ns, &self.target_ns] {
+            if let Err(e) = self.ip(&["netns", "del", ns])
+                && Path::new("/run/netns").join(ns).exists()
+            {
+                eprintln!("warning: could not delete namespace {ns}: {e}");
+            }
+        }
+    }
+}
+
+fn bind_in_namespace(ns_path: &str, ports: &[u16]) -> Result<Vec<TcpListener>, String> {
+    let ns = File::open(ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
+    // SAFETY: setns on a valid fd; only this thread changes namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "setns({ns_path}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut v = Vec::new();
+    for &p in ports {
+        let l = TcpListener::bind(("0.0.0.0", p)).map_err(|e| format!("bind port {p}: {e}"))?;
+        l.set_nonblocking(true)
+            .map_err(|e| format!("nonblocking {p}: {e}"))?;
+        v.push(l);
+    }
+    Ok(v)
+}
+
+fn accept_loop(listeners: &[TcpListener], stop: &AtomicBool) {
+    let mut fds: Vec<libc::pollfd> = listeners
+        .iter()
+        .map(|l| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    while !stop.load(Ordering::SeqCst) {
+        // SAFETY: fds is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        if n > 0 {
+            for l in listeners {
+                while let Ok((conn, _)) = l.accept() {
+                    drop(conn);
+                }
+            }
+        }
+    }
+}
+
+/// Delete `rs-<pid>-<tag>-{s,t}` namespaces whose process is gone (a killed
+/// earlier test run or bench).
+fn cleanup_stale_namespaces(ip: &Path) {
+    let Ok(out) = run_checked(ip, &["netns", "list"], None) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = stale_candidate_pid(name) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("lab: removing leftover namespace {name} (pid {pid} is gone)");
+            let _ = run_checked(ip, &["netns", "del", name], None);
+        }
+    }
+}
+
+/// `rs-<pid>-<tag>-s` / `-t` → pid.
+fn stale_candidate_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(NS_PREFIX)?;
+    let rest = rest
+        .strip_suffix("-s")
+        .or_else(|| rest.strip_suffix("-t"))?;
+    let (pid, tag) = rest.split_once('-')?;
+    if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut v = Vec::new();
+    loop {
+        v.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    v.reverse();
+    String::from_utf8(v).expect("ascii")
+}
+
+fn join(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Names of all network namespaces (`ip netns list`).
+pub fn netns_list() -> Vec<String> {
+    let ip = find_tool("ip").expect("ip not installed");
+    let out = run_checked(&ip, &["netns", "list"], None).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Port lists.
+// ---------------------------------------------------------------------------
+
+/// Compact nmap-style port spec: [1,2,3,7] → "1-3,7".
+pub fn port_spec(ports: &[u16]) -> String {
+    let set: BTreeSet<u16> = ports.iter().copied().collect();
+    let mut parts = Vec::new();
+    let mut it = set.into_iter().peekable();
+    while let Some(start) = it.next() {
+        let mut end = start;
+        while it.peek() == Some(&(end.wrapping_add(1))) && end != u16::MAX {
+            end = it.next().expect("peeked");
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+    }
+    parts.join(",")
+}
+
+// ---------------------------------------------------------------------------
+// Parser for rawscan's (nmap-style) normal output.
+// ---------------------------------------------------------------------------
+
+/// One `PORT STATE SERVICE [REASON]` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortRow {
+    pub port: u16,
+    pub proto: String,
+    pub state: String,
+    pub service: String,
+    /// Whole REASON column, e.g. "syn-ack ttl 64".
+    pub reason_text: Option<String>,
+}
+
+/// One group of a `Not shown: N <state> <proto> ports (<reason>)` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotShown {
+    pub count: usize,
+    pub state: String,
+    pub proto: String,
+    /// Text inside the parentheses, e.g. "reset" or "60 resets, 2 ...".
+    pub reason_text: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostReport {
+    /// Whatever follows "scan report for ".
+    pub target: String,
+    pub host_up_line: Option<String>,
+    pub has_reason_column: bool,
+    pub not_shown: Vec<NotShown>,
+    pub rows: Vec<PortRow>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NormalOutput {
+    pub starting_line: Option<String>,
+    pub hosts: Vec<HostReport>,
+    pub done_line: Option<String>,
+}
+
+/// State and reason (first word of the REASON column, or the single reason
+/// of a uniform "Not shown" group) of one port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortResult {
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+const STATES: &[&str] = &[
+    "open",
+    "closed",
+    "filtered",
+    "unfiltered",
+    "open|filtered",
+    "closed|filtered",
+];
+
+/// Parse rawscan's normal output (stdout).  Strict: an unknown state, a
+/// duplicate row or a row outside a host section is an error.
+pub fn parse_normal(text: &str) -> Result<NormalOutput, String> {
+    let mut out = NormalOutput::default();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        let lineno = i + 1;
+        if line.starts_with("Starting rawscan") {
+            out.starting_line = Some(line.to_string());
+        } else if let Some(rest) = line.strip_prefix("rawscan scan report for ") {
+            out.hosts.push(HostReport {
+                target: rest.trim().to_string(),
+                ..HostReport::default()
+            });
+        } else if line.starts_with("rawscan done:") {
+            out.done_line = Some(line.to_string());
+        } else if line.starts_with("Host is up") {
+            current(&mut out, lineno)?.host_up_line = Some(line.to_string());
+        } else if let Some(rest) = line.strip_prefix("Not shown:") {
+            let groups =
+                parse_not_shown(rest).map_err(|e| format!("line {lineno}: {e}: {line:?}"))?;
+            current(&mut out, lineno)?.not_shown.extend(groups);
+        } else if line.starts_with("All ") && line.contains(" scanned ports on ") {
+            // "All N scanned ports on H are <state> (<reason>)" or "... are in
+            // ignored states." (then a Not shown line follows).
+            if let Some(g) = parse_all_ports(line) {
+                current(&mut out, lineno)?.not_shown.push(g);
+            }
+        } else if line.starts_with("PORT ") {
+            let host = current(&mut out, lineno)?;
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            host.has_reason_column = cols.contains(&"REASON");
+        } else if let Some(row) = parse_row(line) {
+            let row = row.map_err(|e| format!("line {lineno}: {e}: {line:?}"))?;
+            let host = current(&mut out, lineno)?;
+            if host
+                .rows
+                .iter()
+                .any(|r| r.port == row.port && r.proto == row.proto)
+            {
+                return Err(format!(
+                    "line {lineno}: duplicate row for {}/{}",
+                    row.port, row.proto
+                ));
+            }
+            host.rows.push(row);
+        }
+    }
+    Ok(out)
+}
+
+fn current(out: &mut NormalOutput, lineno: usize) -> Result<&mut HostReport, String> {
+    out.hosts
+        .last_mut()
+        .ok_or_else(|| format!("line {lineno}: port data before any 'scan report for' line"))
+}
+
+/// `Some(Err)` for a line that looks like a port row but is malformed.
+fn parse_row(line: &str) -> Option<Result<PortRow, String>> {
+    let mut it = line.split_whitespace();
+    let first = it.next()?;
+    let (port, proto) = first.split_once('/')?;
+    if port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if proto != "tcp" && proto != "udp" {
+        return None;
+    }
+    Some((|| {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("bad port number {port}"))?;
+        let state = it.next().ok_or("row without STATE")?;
+        if !STATES.contains(&state) {
+            return Err(format!("unknown state {state:?}"));
+        }
+        let service = it.next().ok_or("row without SERVICE")?;
+        let reason: Vec<&str> = it.collect();
+        Ok(PortRow {
+            port,
+            proto: proto.to_string(),
+            state: state.to_string(),
+            service: service.to_string(),
+            reason_text: (!reason.is_empty()).then(|| reason.join(" ")),
+        })
+    })())
+}
+
+/// " 65530 closed tcp ports (reset), 3 filtered tcp ports (no-response)"
+fn parse_not_shown(rest: &str) -> Result<Vec<NotShown>, String> {
+    // Split on commas outside parentheses.
+    let mut groups = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    for c in rest.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if c == ',' && depth == 0 {
+            groups.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    groups.push(cur);
+    groups
+        .iter()
+        .map(|g| {
+            let g = g.trim().trim_end_matches('.');
+            let (head, reason) = match g.find('(') {
+                Some(i) => (
+                    g[..i].trim(),
+                    Some(g[i + 1..].trim_end_matches(')').trim().to_string()),
+                ),
+                None => (g, None),
+            };
+            let w: Vec<&str> = head.split_whitespace().collect();
+            if w.len() != 4 || !(w[3] == "ports" || w[3] == "port") {
+                return Err(format!("bad 'Not shown' group {g:?}"));
+            }
+            let count = w[0].parse().map_err(|_| format!("bad count in {g:?}"))?;
+            if !STATES.contains(&w[1]) {
+                return Err(format!("unknown state {:?}", w[1]));
+            }
+            Ok(NotShown {
+                count,
+                state: w[1].to_string(),
+                proto: w[2].to_string(),
+                reason_text: reason,
+            })
+        })
+        .collect()
+}
+
+fn parse_all_ports(line: &str) -> Option<NotShown> {
+    // All 65535 scanned ports on 198.18.0.2 are closed (reset)
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let count = w.get(1)?.parse().ok()?;
+    let are = w.iter().position(|x| *x == "are")?;
+    let state = w.get(are + 1)?.trim_end_matches('.');
+    if !STATES.contains(&state) {
+        return None;
+    }
+    let reason = line.find('(').map(|i| {
+        line[i + 1..]
+            .trim_end_matches('.')
+            .trim_end_matches(')')
+            .to_string()
+    });
+    Some(NotShown {
+        count,
+        state: state.to_string(),
+        proto: "tcp".to_string(),
+        reason_text: reason,
+    })
+}
+
+/// First word of a reason text: "syn-ack ttl 64" → "syn-ack".  A "Not
+/// shown" reason made of several counted reasons ("60 resets, 2 ...") yields
+/// None.
+fn reason_word(text: &str) -> Option<String> {
+    let w = text.split_whitespace().next()?;
+    if w.chars().any(|c| c.is_ascii_digit()) || text.contains(',') {
+        return None;
+    }
+    Some(w.to_string())
+}
+
+impl NormalOutput {
+    /// The report for `target` (matched against "scan report for ...").
+    pub fn host(&self, target: &str) -> Result<&HostReport, String> {
+        self.hosts
+            .iter()
+            .find(|h| {
+                h.target == target
+                    || h.target.ends_with(&format!("({target})"))
+                    || h.target.split_whitespace().next() == Some(target)
+            })
+            .ok_or_else(|| format!("no 'rawscan scan report for {target}' in output"))
+    }
+}
+
+impl HostReport {
+    /// State/reason of EVERY port in `scanned` for protocol `proto`: listed
+    /// rows, plus the "Not shown" group for the rest.  Errors when a row is
+    /// for an unscanned port, when the "Not shown" counts do not add up to
+    /// the unlisted ports, or when unlisted ports could belong to more than
+    /// one "Not shown" state.
+    pub fn port_map(
+        &self,
+        proto: &str,
+        scanned: &[u16],
+    ) -> Result<BTreeMap<u16, PortResult>, String> {
+        let scanned_set: BTreeSet<u16> = scanned.iter().copied().collect();
+        let mut map = BTreeMap::new();
+        for r in self.rows.iter().filter(|r| r.proto == proto) {
+            if !scanned_set.contains(&r.port) {
+                return Err(format!("row for {}/{proto}, which was not scanned", r.port));
+            }
+            map.insert(
+                r.port,
+                PortResult {
+                    state: r.state.clone(),
+                    reason: r.reason_text.as_deref().and_then(reason_word),
+                },
+            );
+        }
+        let groups: Vec<&NotShown> = self.not_shown.iter().filter(|g| g.proto == proto).collect();
+        let unlisted: Vec<u16> = scanned_set
+            .iter()
+            .copied()
+            .filter(|p| !map.contains_key(p))
+            .collect();
+        let hidden: usize = groups.iter().map(|g| g.count).sum();
+        if hidden != unlisted.len() {
+            return Err(format!(
+                "{} {proto} ports scanned, {} listed as rows, but 'Not shown' accounts for {hidden} (should be {})",
+                scanned_set.len(),
+                map.len(),
+                unlisted.len()
+            ));
+        }
+        if !unlisted.is_empty() {
+            if groups.len() != 1 {
+                return Err(format!(
+                    "{} unlisted ports but {} 'Not shown' groups: cannot tell their states",
+                    unlisted.len(),
+                    groups.len()
+                ));
+            }
+            let g = groups[0];
+            let reason = g.reason_text.as_deref().and_then(reason_word);
+            for p in unlisted {
+                map.insert(
+                    p,
+                    PortResult {
+                        state: g.state.clone(),
+                        reason: reason.clone(),
+                    },
+                );
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Parse `stdout` and return the port map for TARGET_IP/tcp, panicking with
+/// the whole output on any parse error.
+pub fn tcp_port_map(stdout: &[u8], scanned: &[u16]) -> BTreeMap<u16, PortResult> {
+    let text = String::from_utf8_lossy(stdout);
+    let parsed = parse_normal(&text).unwrap_or_else(|e| panic!("cannot parse output: {e}\n{text}"));
+    let host = parsed
+        .host(TARGET_IP)
+        .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"));
+    host.port_map("tcp", scanned)
+        .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"))
+}
+
+/// Panics listing (up to 50) mismatches.
+pub fn assert_no_mismatches(what: &str, bad: &[String], output: &Output) {
+    if bad.is_empty() {
+        return;
+    }
+    let shown: Vec<&String> = bad.iter().take(50).collect();
+    panic!(
+        "{what}: {} port(s) wrong:\n  {}\n{}--- stdout (first 4000 bytes) ---\n{}\n--- stderr ---\n{}",
+        bad.len(),
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+        if bad.len() > 50 { "  ...\n" } else { "" },
+        String::from_utf8_lossy(&output.stdout)
+            .chars()
+            .take(4000)
+            .collect::<String>(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Unit check of the parser on the contract's sample output (call it from a
+/// test; it needs no lab).
+pub fn self_test_parser() {
+    let sample = "Starting rawscan 0.1.0 at 2026-11-29 04:20 UTC\n\
+rawscan scan report for 198.18.0.2\n\
+Host is up (0.000050s latency).\n\
+Not shown: 65531 closed tcp ports (reset)\n\
+PORT     STATE    SERVICE  REASON\n\
+22/tcp   open     ssh      syn-ack ttl 64\n\
+80/tcp   open     http     syn-ack ttl 64\n\
+81/tcp   filtered hosts2-ns no-response\n\
+82/tcp   filtered xfer     admin-prohibited ttl 64\n\
+\n\
+rawscan done: 1 IP address (1 host up) scanned in 0.52 seconds\n";
+    let parsed = parse_normal(sample).expect("sample parses");
+    assert!(parsed.starting_line.is_some() && parsed.done_line.is_some());
+    let host = parsed.host(TARGET_IP).expect("host");
+    assert!(host.has_reason_column);
+    let all: Vec<u16> = (1..=65535).collect();
+    let map = host.port_map("tcp", &all).expect("port map");
+    assert_eq!(map.len(), 65535);
+    let get = |p: u16| {
+        let r = &map[&p];
+        (r.state.as_str(), r.reason.as_deref())
+    };
+    assert_eq!(get(22), ("open", Some("syn-ack")));
+    assert_eq!(get(81), ("filtered", Some("no-response")));
+    assert_eq!(get(82), ("filtered", Some("admin-prohibited")));
+    assert_eq!(get(1), ("closed", Some("reset")));
+    assert_eq!(get(65535), ("closed", Some("reset")));
+    // Count mismatch is detected.
+    let short: Vec<u16> = (1..=1000).collect();
+    assert!(host.port_map("tcp", &short).is_err());
+    // Multi-group Not shown and rows without REASON.
+    let two = "rawscan scan report for 198.18.0.2\n\
+Not shown: 30 closed tcp ports (reset), 30 filtered tcp ports (no-response)\n\
+PORT   STATE SERVICE\n\
+22/tcp open  ssh\n";
+    let p = parse_normal(two).expect("parses");
+    let h = p.host(TARGET_IP).expect("host");
+    assert!(!h.has_reason_column);
+    assert_eq!(h.not_shown.len(), 2);
+    let ports: Vec<u16> = (1..=61).collect();
+    assert!(
+        h.port_map("tcp", &ports)
+            .unwrap_err()
+            .contains("cannot tell")
+    );
+    assert!(parse_normal("rawscan scan report for x\n22/tcp weird ssh\n").is_err());
+    assert_eq!(port_spec(&[1, 2, 3, 7, 65534, 65535]), "1-3,7,65534-65535");
+    assert_eq!(stale_candidate_pid("rs-123-0-s"), Some(123));
+    assert_eq!(stale_candidate_pid("rs-123-b-t"), Some(123));
+    assert_eq!(stale_candidate_pid("other-123-0-s"), None);
+}
