@@ -25,31 +25,47 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
-/// Which TCP technique actually runs, and why.
+/// How the scan runs, once privileges are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backed {
-    Raw,
-    Connect,
-    /// SYN was wanted but raw sockets were refused.
-    ConnectFallback,
+pub struct Backed {
+    /// Raw sockets are in use (SYN and/or raw UDP).
+    pub raw: bool,
+    /// SYN was wanted but raw sockets were refused: TCP connect instead.
+    pub tcp_fallback: bool,
+    /// UDP without raw sockets: connected UDP sockets.
+    pub udp_unprivileged: bool,
 }
 
-/// Open the backend the config asks for; the one place that falls back.
+/// Open the backend(s) the config asks for. The one place that decides
+/// raw versus unprivileged techniques.
 pub fn start_backend(cfg: &Config) -> anyhow::Result<(Backend, Backed)> {
     let cookies = Cookies::new(cfg.cookie_key);
-    match cfg.tcp {
-        Some(TcpScan::Connect) => Ok((net::connect::start()?, Backed::Connect)),
-        _ => match net::raw::start(cookies, cfg.udp) {
-            Ok(b) => Ok((b, Backed::Raw)),
-            Err(OpenError::Permission(_)) if cfg.tcp.is_some() && !cfg.udp => {
-                Ok((net::connect::start()?, Backed::ConnectFallback))
-            }
-            Err(OpenError::Permission(e)) => {
-                Err(anyhow::Error::new(e).context("UDP scanning needs root or CAP_NET_RAW"))
-            }
-            Err(OpenError::Other(e)) => Err(e),
-        },
-    }
+    let wants_raw = cfg.tcp == Some(TcpScan::Syn) || cfg.udp;
+    let raw = if wants_raw {
+        match net::raw::start(cookies, cfg.udp) {
+            Ok(b) => Some(b),
+            Err(OpenError::Permission(_)) => None,
+            Err(OpenError::Other(e)) => return Err(e),
+        }
+    } else {
+        None
+    };
+    let privileged = raw.is_some();
+    let backed = Backed {
+        raw: privileged,
+        tcp_fallback: !privileged && cfg.tcp == Some(TcpScan::Syn),
+        udp_unprivileged: !privileged && cfg.udp,
+    };
+    let tcp_connect = || net::connect::start().context("starting the TCP connect scan");
+    let udp_connected = || net::udp::start(cookies).context("starting the unprivileged UDP scan");
+    let backend = match (cfg.tcp, cfg.udp, raw) {
+        (Some(TcpScan::Connect), true, Some(raw)) => net::mux::mux(tcp_connect()?, raw)?,
+        (_, _, Some(raw)) => raw,
+        (Some(_), true, None) => net::mux::mux(tcp_connect()?, udp_connected()?)?,
+        (Some(_), false, None) => tcp_connect()?,
+        (None, _, None) => udp_connected()?,
+    };
+    Ok((backend, backed))
 }
 
 fn one_line(e: &clap::Error) -> String {
@@ -112,18 +128,24 @@ fn scan(
     stderr: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let (backend, backed) = start_backend(cfg)?;
-    if backed == Backed::ConnectFallback {
+    if backed.tcp_fallback {
         writeln!(
             stderr,
             "rawscan: raw sockets need root or CAP_NET_RAW; falling back to TCP connect scan (-sT)"
+        )?;
+    }
+    if backed.udp_unprivileged {
+        writeln!(
+            stderr,
+            "rawscan: raw sockets need root or CAP_NET_RAW; UDP scan uses connected UDP sockets (unprivileged mode)"
         )?;
     }
     let info = ScanInfo {
         start: SystemTime::now(),
         args: cmdline,
         version: env!("CARGO_PKG_VERSION"),
-        tcp_type: cfg.tcp.map(|_| {
-            if backed == Backed::Raw {
+        tcp_type: cfg.tcp.map(|t| {
+            if t == TcpScan::Syn && backed.raw {
                 "syn"
             } else {
                 "connect"

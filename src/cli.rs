@@ -90,6 +90,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// UDP: report ports unanswered after a short wait as closed|filtered
+    /// instead of pacing re-probes to the target's ICMP rate limit
+    #[arg(long = "defeat-icmp-ratelimit")]
+    pub defeat_icmp_ratelimit: bool,
+
     /// Show why each port has its state (and the reply's TTL)
     #[arg(long)]
     pub reason: bool,

@@ -59,6 +59,7 @@ pub struct Config {
     pub reason: bool,
     pub open_only: bool,
     pub verbose: u8,
+    pub defeat_icmp_ratelimit: bool,
 }
 
 impl Config {
@@ -78,6 +79,7 @@ impl Config {
             timing: self.timing,
             start: 0,
             carry: Vec::new(),
+            defeat_icmp_ratelimit: self.defeat_icmp_ratelimit,
         }
     }
 
@@ -247,6 +249,7 @@ pub fn build(
         reason: args.reason,
         open_only: args.open,
         verbose: args.verbose,
+        defeat_icmp_ratelimit: args.defeat_icmp_ratelimit,
     };
     if cfg.plan().total().is_none() {
         return Err(UsageError(

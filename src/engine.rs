@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, TrySendError};
 
 use crate::net::{Backend, Counters, PROBE_BATCH, Probe};
+use crate::pacing::Pacer;
 use crate::permute::Permutation;
 use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 use crate::rate::TokenBucket;
@@ -36,6 +37,9 @@ pub struct Plan {
     pub start: u64,
     /// Keys left undecided by an interrupted run, probed first (resume).
     pub carry: Vec<ProbeKey>,
+    /// Report UDP ports still unanswered after the fast stage as
+    /// closed|filtered instead of pacing to the ICMP rate limit.
+    pub defeat_icmp_ratelimit: bool,
 }
 
 impl Plan {
@@ -120,10 +124,11 @@ impl Tally<'_> {
     }
 
     /// Apply a validated reply: only a key still in the table is decided.
-    fn reply(&mut self, table: &mut Table, reply: Reply, now: Instant) {
+    fn reply(&mut self, table: &mut Table, pacer: &mut Pacer, reply: Reply, now: Instant) {
         let Some(entry) = table.resolve(&reply.key, now) else {
             return; // duplicate, or late for a decided key
         };
+        pacer.on_reply(&reply.key, reply.reason);
         let host = self.up.entry(reply.key.ip).or_default();
         if entry.attempt == 0 {
             let rtt = now.saturating_duration_since(entry.sent);
@@ -145,6 +150,7 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     let mut next_index = plan.start.min(total);
     let mut carry: VecDeque<ProbeKey> = plan.carry.iter().copied().collect();
     let mut table = Table::new(plan.timing);
+    let mut pacer = Pacer::new(plan.defeat_icmp_ratelimit);
     let mut bucket = TokenBucket::new(plan.rate, started);
     let mut retries: VecDeque<ProbeKey> = VecDeque::new();
     // A batch the backend had no room for; its keys are already in the table.
@@ -170,24 +176,31 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
         // 1. Apply replies already waiting.
         while let Ok(batch) = backend.replies.try_recv() {
             for reply in batch {
-                tally.reply(&mut table, reply, now);
+                tally.reply(&mut table, &mut pacer, reply, now);
             }
         }
 
-        // 2. Sweep timeouts.
+        // 2. Sweep timeouts; UDP silence goes to the pacer, which decides
+        //    whether it is open|filtered or ICMP rate limiting.
         let swept = table.sweep(now);
         retries.extend(swept.retry);
         for key in swept.expired {
-            let state = match key.proto {
-                Proto::Tcp => PortState::Filtered,
-                Proto::Udp => PortState::OpenFiltered,
-            };
-            tally.emit(PortResult {
-                key,
-                state,
-                reason: Reason::NoResponse,
-                ttl: None,
-            });
+            match key.proto {
+                Proto::Tcp => tally.emit(PortResult {
+                    key,
+                    state: PortState::Filtered,
+                    reason: Reason::NoResponse,
+                    ttl: None,
+                }),
+                Proto::Udp => {
+                    if let Some(r) = pacer.on_expired(key, now) {
+                        tally.emit(r);
+                    }
+                }
+            }
+        }
+        for r in pacer.poll(now) {
+            tally.emit(r);
         }
 
         // 3. Send what the rate allows, in batches: retries first, then
@@ -209,6 +222,14 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
             while !backlogged && drain_until.is_none() {
                 let mut batch = Vec::with_capacity(PROBE_BATCH);
                 while batch.len() < PROBE_BATCH && bucket.try_take(now) {
+                    if let Some(k) = pacer.next_probe(now) {
+                        batch.push(Probe {
+                            key: k,
+                            timeout: table.timeout(),
+                        });
+                        table.sent_once(k, now);
+                        continue;
+                    }
                     let key = loop {
                         match retries.pop_front() {
                             Some(k) if table.contains(&k) => break Some(k),
@@ -224,6 +245,9 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
                             None if next_index < total => {
                                 let k = plan.key_at(perm.get(next_index));
                                 next_index += 1;
+                                if let Some(k) = &k {
+                                    pacer.on_first_send(k);
+                                }
                                 k
                             }
                             None => None,
@@ -273,7 +297,8 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
             && carry.is_empty()
             && table.is_empty()
             && retries.is_empty()
-            && stalled.is_none();
+            && stalled.is_none()
+            && pacer.is_idle();
         if finished || drain_until.is_some_and(|d| now >= d) {
             break;
         }
@@ -282,6 +307,9 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
         //    at least TICK between sends so each wake-up sends a batch.
         let mut wake = Duration::from_millis(50);
         if let Some(d) = table.next_deadline() {
+            wake = wake.min(d.saturating_duration_since(now));
+        }
+        if let Some(d) = pacer.next_wake().filter(|_| sending) {
             wake = wake.min(d.saturating_duration_since(now));
         }
         let has_work =
@@ -298,7 +326,7 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
             Ok(batch) => {
                 let now = Instant::now();
                 for reply in batch {
-                    tally.reply(&mut table, reply, now);
+                    tally.reply(&mut table, &mut pacer, reply, now);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -315,6 +343,7 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
     if interrupted {
         undecided.extend(carry);
         undecided.extend(table.keys());
+        undecided.extend(pacer.undecided());
         undecided.sort();
         undecided.dedup();
     }
@@ -409,6 +438,7 @@ mod tests {
             },
             start: 0,
             carry: Vec::new(),
+            defeat_icmp_ratelimit: false,
         }
     }
 

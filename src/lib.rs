@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod net;
 pub mod output;
+pub mod pacing;
 pub mod permute;
 pub mod probe;
 pub mod rate;

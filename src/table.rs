@@ -83,6 +83,8 @@ pub struct Entry {
     pub sent: Instant,
     /// None while a retransmission is queued but not yet sent.
     deadline: Option<Instant>,
+    /// Expire at the deadline without retries (a paced UDP re-probe).
+    once: bool,
 }
 
 /// What a sweep decided for timed-out probes.
@@ -138,6 +140,16 @@ impl Table {
 
     /// Record a transmission of `key` at `now` (first or retry).
     pub fn sent(&mut self, key: ProbeKey, now: Instant) {
+        self.record(key, now, false);
+    }
+
+    /// Record a single-shot transmission: it expires at its deadline
+    /// without retries (the UDP pacer retries on its own schedule).
+    pub fn sent_once(&mut self, key: ProbeKey, now: Instant) {
+        self.record(key, now, true);
+    }
+
+    fn record(&mut self, key: ProbeKey, now: Instant, once: bool) {
         let deadline = now + self.timeout();
         let e = self
             .map
@@ -146,11 +158,13 @@ impl Table {
                 e.attempt = e.attempt.saturating_add(1);
                 e.sent = now;
                 e.deadline = Some(deadline);
+                e.once = once;
             })
             .or_insert(Entry {
                 attempt: 0,
                 sent: now,
                 deadline: Some(deadline),
+                once,
             });
         self.heap.push(Reverse((deadline, e.attempt, key)));
     }
@@ -203,7 +217,7 @@ impl Table {
             if e.attempt != attempt || e.deadline != Some(deadline) {
                 continue; // stale: retransmitted since
             }
-            if e.attempt < allowed {
+            if e.attempt < allowed && !e.once {
                 e.deadline = None;
                 out.retry.push(key);
             } else {
@@ -327,6 +341,15 @@ mod tests {
         assert_eq!(u.sweep(t0 + Duration::from_secs(1)).retry, vec![key(2)]);
         u.sent(key(2), t0 + Duration::from_secs(1));
         assert_eq!(u.sweep(t0 + Duration::from_secs(3)).expired, vec![key(2)]);
+    }
+
+    #[test]
+    fn single_shot_probes_expire_without_retry() {
+        let t0 = Instant::now();
+        let mut t = Table::new(timing(5));
+        t.sent_once(key(7), t0);
+        let s = t.sweep(t0 + Duration::from_secs(1));
+        assert_eq!((s.retry.len(), s.expired), (0, vec![key(7)]));
     }
 
     #[test]

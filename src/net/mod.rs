@@ -9,7 +9,10 @@
 //! Per-packet failures become `Counters`, never errors out of a loop.
 
 pub mod connect;
+pub mod mux;
 pub mod raw;
+pub mod udp;
+pub mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

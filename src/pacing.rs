@@ -1,0 +1,428 @@
+//! UDP pacing under ICMP rate limiting.
+//!
+//! Linux (and most stacks) answer closed UDP ports with ICMP
+//! port-unreachable, but only about once per second per peer after a small
+//! burst (`icmp_ratelimit`, `icmp_msgs_per_sec`). A UDP probe that gets no
+//! answer is therefore ambiguous: open|filtered, or closed but throttled.
+//!
+//! The pacer resolves the ambiguity per host, in passes:
+//! 1. The fast stage is the engine's ordinary send + retries. A host is
+//!    *throttled* when it has sent ICMP errors but left more than a fifth of
+//!    its UDP probes unanswered; then its unanswered keys join a slow queue
+//!    instead of being reported open|filtered.
+//! 2. A slow pass re-probes every queued key once, one at a time, `delay`
+//!    apart. A pass that drew some answers but not all measures the host's
+//!    ICMP service interval (pass duration / answers); the next pass is
+//!    paced just slower than it, so the host's token bucket never runs dry.
+//! 3. A pass with no answer at all, paced at or slower than the measured
+//!    interval, proves the rest are not closed: they are open|filtered.
+//!
+//! With `--defeat-icmp-ratelimit`, unanswered keys are reported
+//! closed|filtered after the fast stage instead, as nmap does.
+//!
+//! Invariants: pure (every method takes `now`); it decides only keys the
+//! engine hands it; each key handed in comes out exactly once, as a
+//! result or through `undecided`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
+
+/// Unanswered share above which a host that sends ICMP counts as throttled.
+const THROTTLED_SHARE: f64 = 0.2;
+/// First pass pacing, before any interval is measured.
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+/// Pace this much slower than the measured service interval.
+const MARGIN: f64 = 1.08;
+/// Slowest pacing considered (a host answering less than this is treated
+/// as not answering).
+const MAX_DELAY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default)]
+struct Host {
+    sent: u32,
+    answered: u32,
+    icmp: u32,
+    slow: Option<Slow>,
+}
+
+#[derive(Debug)]
+struct Slow {
+    queue: VecDeque<ProbeKey>,
+    inflight: HashSet<ProbeKey>,
+    unanswered: Vec<ProbeKey>,
+    delay: Duration,
+    next_send: Instant,
+    pass_start: Instant,
+    pass_sent: u32,
+    pass_answered: u32,
+    /// Measured ICMP service interval of the host.
+    interval: Option<Duration>,
+}
+
+impl Slow {
+    fn new(now: Instant) -> Self {
+        Slow {
+            queue: VecDeque::new(),
+            inflight: HashSet::new(),
+            unanswered: Vec::new(),
+            delay: FIRST_DELAY,
+            next_send: now,
+            pass_start: now,
+            pass_sent: 0,
+            pass_answered: 0,
+            interval: None,
+        }
+    }
+
+    fn pass_done(&self) -> bool {
+        self.queue.is_empty() && self.inflight.is_empty()
+    }
+
+    /// The delay a verifying (zero-answer) pass must have had.
+    fn verified_delay(&self) -> Duration {
+        self.interval
+            .map_or(FIRST_DELAY, |i| i.mul_f64(MARGIN))
+            .min(MAX_DELAY)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Pacer {
+    defeat: bool,
+    hosts: HashMap<IpAddr, Host>,
+}
+
+fn is_icmp(r: Reason) -> bool {
+    !matches!(
+        r,
+        Reason::UdpResponse
+            | Reason::NoResponse
+            | Reason::SynAck
+            | Reason::Reset
+            | Reason::ConnRefused
+    )
+}
+
+impl Pacer {
+    pub fn new(defeat_icmp_ratelimit: bool) -> Self {
+        Pacer {
+            defeat: defeat_icmp_ratelimit,
+            hosts: HashMap::new(),
+        }
+    }
+
+    /// A UDP key was sent for the first time.
+    pub fn on_first_send(&mut self, key: &ProbeKey) {
+        if key.proto == Proto::Udp {
+            self.hosts.entry(key.ip).or_default().sent += 1;
+        }
+    }
+
+    /// A UDP key was decided by a reply (any attempt, fast or slow).
+    pub fn on_reply(&mut self, key: &ProbeKey, reason: Reason) {
+        if key.proto != Proto::Udp {
+            return;
+        }
+        let h = self.hosts.entry(key.ip).or_default();
+        h.answered += 1;
+        if is_icmp(reason) {
+            h.icmp += 1;
+        }
+        if let Some(s) = h.slow.as_mut()
+            && s.inflight.remove(key)
+        {
+            s.pass_answered += 1;
+        }
+    }
+
+    /// Is `key` a slow-stage probe in flight (sent once, never retried)?
+    pub fn is_slow(&self, key: &ProbeKey) -> bool {
+        self.hosts
+            .get(&key.ip)
+            .and_then(|h| h.slow.as_ref())
+            .is_some_and(|s| s.inflight.contains(key))
+    }
+
+    /// A UDP key ran out of attempts. Returns its result, or None when the
+    /// pacer keeps it for a slow pass.
+    pub fn on_expired(&mut self, key: ProbeKey, now: Instant) -> Option<PortResult> {
+        let h = self.hosts.entry(key.ip).or_default();
+        if let Some(s) = h.slow.as_mut()
+            && s.inflight.remove(&key)
+        {
+            s.unanswered.push(key);
+            return None;
+        }
+        let unanswered = f64::from(h.sent.saturating_sub(h.answered));
+        let throttled = h.icmp > 0 && unanswered > THROTTLED_SHARE * f64::from(h.sent.max(1));
+        if self.defeat && h.icmp > 0 {
+            return Some(no_response(key, PortState::ClosedFiltered));
+        }
+        if !throttled && h.slow.is_none() {
+            return Some(no_response(key, PortState::OpenFiltered));
+        }
+        h.slow
+            .get_or_insert_with(|| Slow::new(now))
+            .queue
+            .push_back(key);
+        None
+    }
+
+    /// A slow probe due at `now`, if any (the caller sends it once).
+    pub fn next_probe(&mut self, now: Instant) -> Option<ProbeKey> {
+        for h in self.hosts.values_mut() {
+            let Some(s) = h.slow.as_mut() else { continue };
+            if now < s.next_send {
+                continue;
+            }
+            if let Some(k) = s.queue.pop_front() {
+                if s.pass_sent == 0 {
+                    s.pass_start = now;
+                }
+                s.pass_sent += 1;
+                s.inflight.insert(k);
+                s.next_send = now + s.delay;
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// Close finished passes; returns keys decided open|filtered.
+    pub fn poll(&mut self, now: Instant) -> Vec<PortResult> {
+        let mut out = Vec::new();
+        for h in self.hosts.values_mut() {
+            let Some(s) = h.slow.as_mut() else { continue };
+            if !s.pass_done() || s.pass_sent == 0 {
+                continue;
+            }
+            let duration = now.saturating_duration_since(s.pass_start);
+            let (sent, answered) = (s.pass_sent, s.pass_answered);
+            if answered == 0 && s.delay >= s.verified_delay() {
+                // Paced slower than the host answers, and still silent.
+                out.extend(
+                    s.unanswered
+                        .drain(..)
+                        .map(|k| no_response(k, PortState::OpenFiltered)),
+                );
+                h.slow = None;
+                continue;
+            }
+            if answered > 0 && answered < sent {
+                let measured = duration / answered;
+                s.interval = Some(
+                    s.interval
+                        .map_or(measured, |i| i.min(measured).max(measured / 2)),
+                );
+            }
+            s.delay = if answered == 0 {
+                (s.delay * 2).min(s.verified_delay()).max(s.delay)
+            } else {
+                s.verified_delay()
+            };
+            s.queue.extend(s.unanswered.drain(..));
+            s.pass_sent = 0;
+            s.pass_answered = 0;
+            if s.queue.is_empty() {
+                h.slow = None;
+            } else {
+                s.next_send = s.next_send.max(now);
+            }
+        }
+        out
+    }
+
+    /// When the next slow probe is due.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.hosts
+            .values()
+            .filter_map(|h| h.slow.as_ref())
+            .filter(|s| !s.queue.is_empty())
+            .map(|s| s.next_send)
+            .min()
+    }
+
+    /// No key is waiting in any slow stage.
+    pub fn is_idle(&self) -> bool {
+        self.hosts.values().all(|h| h.slow.is_none())
+    }
+
+    /// Keys still held (for an interrupted scan).
+    pub fn undecided(&self) -> Vec<ProbeKey> {
+        let mut v = Vec::new();
+        for s in self.hosts.values().filter_map(|h| h.slow.as_ref()) {
+            v.extend(s.queue.iter().copied());
+            v.extend(s.inflight.iter().copied());
+            v.extend(s.unanswered.iter().copied());
+        }
+        v
+    }
+}
+
+fn no_response(key: ProbeKey, state: PortState) -> PortResult {
+    PortResult {
+        key,
+        state,
+        reason: Reason::NoResponse,
+        ttl: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulated Linux target: closed ports answer ICMP through a token
+    /// bucket (burst, one token per `interval`); `dropped` ports never answer.
+    struct Target {
+        tokens: f64,
+        burst: f64,
+        interval: Duration,
+        last: Instant,
+        dropped: HashSet<u16>,
+    }
+
+    impl Target {
+        fn answers(&mut self, port: u16, now: Instant) -> bool {
+            let dt = now.saturating_duration_since(self.last).as_secs_f64();
+            self.tokens = (self.tokens + dt / self.interval.as_secs_f64()).min(self.burst);
+            self.last = now;
+            if self.dropped.contains(&port) || self.tokens < 1.0 {
+                return false;
+            }
+            self.tokens -= 1.0;
+            true
+        }
+    }
+
+    fn key(port: u16) -> ProbeKey {
+        ProbeKey {
+            ip: "198.18.0.2".parse().unwrap(),
+            port,
+            proto: Proto::Udp,
+        }
+    }
+
+    /// Drive the pacer as the engine does: a fast stage that sends every
+    /// port twice back to back, then slow passes with a 50 ms timeout.
+    fn simulate(
+        ports: u16,
+        dropped: &[u16],
+        limited: bool,
+        defeat: bool,
+    ) -> (HashMap<u16, PortState>, Duration) {
+        let t0 = Instant::now();
+        let mut tgt = Target {
+            tokens: 6.0,
+            burst: 6.0,
+            interval: if limited {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_micros(1)
+            },
+            last: t0,
+            dropped: dropped.iter().copied().collect(),
+        };
+        let mut p = Pacer::new(defeat);
+        let mut result = HashMap::new();
+        let mut now = t0;
+        let mut unanswered = Vec::new();
+        for port in 1..=ports {
+            p.on_first_send(&key(port));
+            now += Duration::from_micros(100);
+            if tgt.answers(port, now) {
+                p.on_reply(&key(port), Reason::PortUnreach);
+                result.insert(port, PortState::Closed);
+            } else {
+                unanswered.push(port);
+            }
+        }
+        now += Duration::from_millis(100);
+        for port in unanswered {
+            // The fast retry.
+            if tgt.answers(port, now) {
+                p.on_reply(&key(port), Reason::PortUnreach);
+                result.insert(port, PortState::Closed);
+            } else if let Some(r) = p.on_expired(key(port), now) {
+                result.insert(port, r.state);
+            }
+        }
+        let timeout = Duration::from_millis(50);
+        let mut inflight: Vec<(Instant, ProbeKey, bool)> = Vec::new();
+        for _ in 0..2_000_000 {
+            if p.is_idle() {
+                break;
+            }
+            while let Some(k) = p.next_probe(now) {
+                assert!(p.is_slow(&k));
+                let ok = tgt.answers(k.port, now);
+                inflight.push((now + timeout, k, ok));
+            }
+            inflight.retain(|&(due, k, ok)| {
+                if due > now {
+                    return true;
+                }
+                if ok {
+                    p.on_reply(&k, Reason::PortUnreach);
+                    result.insert(k.port, PortState::Closed);
+                } else if let Some(r) = p.on_expired(k, now) {
+                    result.insert(k.port, r.state);
+                }
+                false
+            });
+            for r in p.poll(now) {
+                result.insert(r.key.port, r.state);
+            }
+            now += Duration::from_millis(5);
+        }
+        assert!(p.is_idle() && p.undecided().is_empty());
+        (result, now - t0)
+    }
+
+    #[test]
+    fn rate_limited_closed_ports_come_out_closed() {
+        let dropped = [5, 50, 77];
+        let (r, took) = simulate(100, &dropped, true, false);
+        assert_eq!(r.len(), 100);
+        for port in 1..=100u16 {
+            let want = if dropped.contains(&port) {
+                PortState::OpenFiltered
+            } else {
+                PortState::Closed
+            };
+            assert_eq!(r[&port], want, "port {port}");
+        }
+        // The budget is ~1 ICMP/s after a burst of 6: ~91 s is the floor.
+        assert!(took < Duration::from_secs(115), "took {took:?}");
+    }
+
+    #[test]
+    fn unlimited_hosts_finish_fast() {
+        let (r, took) = simulate(1000, &[10, 20], false, false);
+        assert_eq!(r[&10], PortState::OpenFiltered);
+        assert_eq!(r[&11], PortState::Closed);
+        assert_eq!(r.values().filter(|s| **s == PortState::Closed).count(), 998);
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
+
+    #[test]
+    fn defeat_reports_closed_filtered_without_waiting() {
+        let (r, took) = simulate(100, &[5], true, true);
+        assert_eq!(r[&5], PortState::ClosedFiltered);
+        assert_eq!(r.values().filter(|s| **s == PortState::Closed).count(), 6);
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+    }
+
+    #[test]
+    fn silent_hosts_are_open_filtered_at_once() {
+        let mut p = Pacer::new(false);
+        let now = Instant::now();
+        p.on_first_send(&key(1));
+        let r = p.on_expired(key(1), now).unwrap();
+        assert_eq!(r.state, PortState::OpenFiltered);
+        assert!(p.is_idle());
+    }
+}
