@@ -4,8 +4,12 @@
 //! Invariants: formats only format; they never decide a state. Results go
 //! to stdout or files; progress and `-v` discoveries go to stderr.
 
+pub mod grepable;
+pub mod ndjson;
 pub mod normal;
+pub mod progress;
 pub mod time;
+pub mod xml;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -59,6 +63,44 @@ impl Report {
 
 pub fn service(proto: Proto, port: u16) -> &'static str {
     services::service_name(proto, port).unwrap_or("unknown")
+}
+
+/// A port list in nmap's compressed form: sorted, deduplicated, runs
+/// collapsed into ranges (`1-21,23,80-81`). Empty input gives "".
+pub fn port_ranges(ports: impl IntoIterator<Item = u16>) -> String {
+    let mut v: Vec<u16> = ports.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end.wrapping_add(1) && end != u16::MAX {
+            i += 1;
+            end = v[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `1 IP address (1 host up)` / `3 IP addresses (2 hosts up)`, as in
+/// nmap's closing lines.
+pub fn hosts_phrase(total: u128, up: usize) -> String {
+    format!(
+        "{total} IP address{} ({up} host{} up)",
+        if total == 1 { "" } else { "es" },
+        if up == 1 { "" } else { "s" }
+    )
 }
 
 /// Ports "shown" under --open: open, open|filtered, unfiltered (as nmap).
@@ -165,4 +207,53 @@ pub fn reported_hosts<'a>(
             up || report.hosts.len() == 1 || view.verbose > 0
         })
         .collect()
+}
+
+/// Helpers for format tests that call lab tools (xmllint, ndiff).
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::path::Path;
+
+    /// Whether a lab tool or file is present. Missing: skip with a note,
+    /// unless RAWSCAN_REQUIRE_LAB=1, where a missing tool fails the test.
+    pub fn lab_tool(path: &str) -> bool {
+        if Path::new(path).exists() {
+            return true;
+        }
+        assert!(
+            std::env::var("RAWSCAN_REQUIRE_LAB").as_deref() != Ok("1"),
+            "{path} is missing and RAWSCAN_REQUIRE_LAB=1"
+        );
+        eprintln!("note: {path} is missing; skipping this check");
+        false
+    }
+
+    /// Write `data` to a file unique to this process and name; its path.
+    pub fn scratch_file(name: &str, data: &[u8]) -> String {
+        let path = std::env::temp_dir().join(format!("rawscan-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, data).expect("writing a scratch file");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists_compress_into_ranges() {
+        assert_eq!(port_ranges([]), "");
+        assert_eq!(port_ranges([80]), "80");
+        assert_eq!(
+            port_ranges([3, 1, 2, 2, 80, 8080, 81, 5]),
+            "1-3,5,80-81,8080"
+        );
+        assert_eq!(port_ranges([65534, 65535, 0]), "0,65534-65535");
+    }
+
+    #[test]
+    fn host_phrases_pluralize() {
+        assert_eq!(hosts_phrase(1, 1), "1 IP address (1 host up)");
+        assert_eq!(hosts_phrase(256, 0), "256 IP addresses (0 hosts up)");
+    }
 }
