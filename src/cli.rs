@@ -111,6 +111,42 @@ pub struct Args {
     #[arg(short = 'n')]
     pub no_dns: bool,
 
+    /// Normal output to FILE ('-' = stdout) [nmap: -oN]
+    #[arg(long = "output-n", value_name = "FILE")]
+    pub out_normal: Option<String>,
+
+    /// nmap XML output to FILE [nmap: -oX]
+    #[arg(long = "output-x", value_name = "FILE")]
+    pub out_xml: Option<String>,
+
+    /// Grepable output to FILE [nmap: -oG]
+    #[arg(long = "output-g", value_name = "FILE")]
+    pub out_grepable: Option<String>,
+
+    /// NDJSON output to FILE, one line per port as decided [-oJ]
+    #[arg(long = "output-j", value_name = "FILE")]
+    pub out_ndjson: Option<String>,
+
+    /// All formats: BASE.nmap BASE.xml BASE.gnmap BASE.ndjson [nmap: -oA]
+    #[arg(long = "output-a", value_name = "BASE")]
+    pub out_all: Option<String>,
+
+    /// Print a status line to stderr at this interval (e.g. 10s)
+    #[arg(long = "stats-every", value_name = "TIME")]
+    pub stats_every: Option<String>,
+
+    /// Continue an interrupted scan from its resume file
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<String>,
+
+    /// Where an interrupted scan writes its resume file
+    #[arg(
+        long = "resume-file",
+        value_name = "FILE",
+        default_value = "rawscan.resume"
+    )]
+    pub resume_file: String,
+
     /// Treat all hosts as up (rawscan does no host discovery; accepted for nmap habits)
     #[arg(long = "no-ping", hide = true)]
     pub no_ping: bool,

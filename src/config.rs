@@ -35,6 +35,81 @@ impl From<SpecError> for UsageError {
     }
 }
 
+/// Where one output format goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    Stdout,
+    File(String),
+}
+
+impl Dest {
+    fn parse(s: &str) -> Dest {
+        if s == "-" {
+            Dest::Stdout
+        } else {
+            Dest::File(s.to_string())
+        }
+    }
+}
+
+/// Requested output formats. Normal output goes to stdout unless another
+/// format claims stdout with '-'.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub normal: Option<Dest>,
+    pub xml: Option<Dest>,
+    pub grepable: Option<Dest>,
+    pub ndjson: Option<Dest>,
+}
+
+impl Outputs {
+    fn from_args(a: &Args) -> Result<Outputs, UsageError> {
+        let mut o = Outputs {
+            normal: a.out_normal.as_deref().map(Dest::parse),
+            xml: a.out_xml.as_deref().map(Dest::parse),
+            grepable: a.out_grepable.as_deref().map(Dest::parse),
+            ndjson: a.out_ndjson.as_deref().map(Dest::parse),
+        };
+        if let Some(base) = &a.out_all {
+            if base == "-" {
+                return Err(UsageError("-oA needs a file name base, not '-'".into()));
+            }
+            for (slot, ext) in [
+                (&mut o.normal, "nmap"),
+                (&mut o.xml, "xml"),
+                (&mut o.grepable, "gnmap"),
+                (&mut o.ndjson, "ndjson"),
+            ] {
+                slot.get_or_insert_with(|| Dest::File(format!("{base}.{ext}")));
+            }
+        }
+        if o.all().filter(|d| **d == Dest::Stdout).count() > 1 {
+            return Err(UsageError(
+                "only one output format can go to stdout ('-')".into(),
+            ));
+        }
+        Ok(o)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Dest> {
+        [&self.normal, &self.xml, &self.grepable, &self.ndjson]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Does some format other than normal output claim stdout?
+    pub fn stdout_taken(&self) -> bool {
+        [&self.xml, &self.grepable, &self.ndjson]
+            .into_iter()
+            .flatten()
+            .any(|d| *d == Dest::Stdout)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all().next().is_none()
+    }
+}
+
 /// The TCP scan technique.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TcpScan {
@@ -60,6 +135,10 @@ pub struct Config {
     pub open_only: bool,
     pub verbose: u8,
     pub defeat_icmp_ratelimit: bool,
+    pub outputs: Outputs,
+    /// Where an interrupted scan saves its resume state.
+    pub resume_file: String,
+    pub stats_every: Option<Duration>,
 }
 
 impl Config {
@@ -250,6 +329,16 @@ pub fn build(
         open_only: args.open,
         verbose: args.verbose,
         defeat_icmp_ratelimit: args.defeat_icmp_ratelimit,
+        outputs: Outputs::from_args(args)?,
+        resume_file: args.resume_file.clone(),
+        stats_every: match &args.stats_every {
+            None => None,
+            Some(s) => Some(
+                parse_time(s)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| UsageError(format!("invalid --stats-every '{s}'")))?,
+            ),
+        },
     };
     if cfg.plan().total().is_none() {
         return Err(UsageError(
@@ -331,6 +420,20 @@ mod tests {
         assert!(e(&["rawscan"]).contains("no targets"));
         assert!(e(&["rawscan", "-sS", "-sT", "198.18.0.2"]).contains("-sT"));
         assert!(e(&["rawscan", "198.18.0.2", "--exclude", "198.18.0.0/24"]).contains("no targets"));
+    }
+
+    #[test]
+    fn output_flags() {
+        let c = cfg(&["rawscan", "-oA", "scan", "-oX", "-", "198.18.0.2"]).unwrap();
+        assert_eq!(c.outputs.xml, Some(Dest::Stdout));
+        assert_eq!(c.outputs.normal, Some(Dest::File("scan.nmap".into())));
+        assert_eq!(c.outputs.ndjson, Some(Dest::File("scan.ndjson".into())));
+        assert!(c.outputs.stdout_taken());
+        let e = cfg(&["rawscan", "-oX", "-", "-oJ", "-", "198.18.0.2"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("stdout"), "{e}");
+        assert!(cfg(&["rawscan", "--stats-every", "0", "198.18.0.2"]).is_err());
     }
 
     #[test]

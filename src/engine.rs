@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, TrySendError};
@@ -143,7 +143,14 @@ impl Tally<'_> {
     }
 }
 
-pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &AtomicBool) -> Summary {
+/// Run the scan. `interrupts` counts SIGINT/SIGTERM: at 1 the engine
+/// stops sending and drains replies briefly; at 2 it stops at once.
+pub fn run(
+    plan: &Plan,
+    backend: Backend,
+    sink: &mut dyn Sink,
+    interrupts: &AtomicUsize,
+) -> Summary {
     let started = Instant::now();
     let total = plan.total().unwrap_or(0);
     let perm = Permutation::new(total, plan.seed);
@@ -168,7 +175,11 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
 
     loop {
         let now = Instant::now();
-        if drain_until.is_none() && interrupt.load(Ordering::Relaxed) {
+        let signals = interrupts.load(Ordering::Relaxed);
+        if signals >= 2 {
+            break;
+        }
+        if drain_until.is_none() && signals >= 1 {
             drain_until = Some(now + DRAIN);
         }
         let sending = drain_until.is_none();
@@ -338,7 +349,7 @@ pub fn run(plan: &Plan, backend: Backend, sink: &mut dyn Sink, interrupt: &Atomi
         }
     }
 
-    let interrupted = drain_until.is_some() && interrupt.load(Ordering::Relaxed);
+    let interrupted = interrupts.load(Ordering::Relaxed) > 0;
     let mut undecided: Vec<ProbeKey> = Vec::new();
     if interrupted {
         undecided.extend(carry);
@@ -457,7 +468,7 @@ mod tests {
     fn every_key_is_decided_exactly_once_despite_stalls_and_duplicates() {
         let p = plan(400);
         let mut rec = Record(Vec::new());
-        let s = run(&p, fake(by_port, true), &mut rec, &AtomicBool::new(false));
+        let s = run(&p, fake(by_port, true), &mut rec, &AtomicUsize::new(0));
         assert_eq!(s.decided, 1200);
         let mut count: HashMap<ProbeKey, usize> = HashMap::new();
         for r in &rec.0 {
@@ -483,7 +494,7 @@ mod tests {
                 &p,
                 fake(|_, _| Some((PortState::Closed, Reason::Reset)), false),
                 &mut rec,
-                &AtomicBool::new(false),
+                &AtomicUsize::new(0),
             );
             rec.0.iter().map(|r| r.key).collect::<Vec<_>>()
         };
@@ -496,7 +507,7 @@ mod tests {
     fn an_interrupt_returns_the_undecided_keys() {
         let p = plan(400);
         let mut rec = Record(Vec::new());
-        let stop = AtomicBool::new(true);
+        let stop = AtomicUsize::new(1);
         let s = run(&p, fake(|_, _| None, false), &mut rec, &stop);
         assert!(s.interrupted);
         // Nothing was sent, or what was sent is either decided or handed back.

@@ -13,6 +13,7 @@ pub mod pacing;
 pub mod permute;
 pub mod probe;
 pub mod rate;
+pub mod resume;
 pub mod services;
 pub mod table;
 pub mod targets;

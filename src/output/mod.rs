@@ -156,12 +156,17 @@ pub fn collapse<'a>(
     (rows, collapsed)
 }
 
-/// The engine's sink: collects the report, prints `-v` discoveries to
-/// stderr, and forwards to streaming writers.
+/// The engine's sink: collects the report, streams NDJSON, prints `-v`
+/// discoveries and progress to stderr.
 pub struct Collector<'a> {
     pub report: Report,
     view: View,
     stderr: &'a mut dyn Write,
+    ndjson: Option<ndjson::Ndjson<Box<dyn Write + 'a>>>,
+    progress: progress::ProgressLine,
+    stats: Option<progress::StatsEvery>,
+    /// The first error writing the NDJSON stream (reported at the end).
+    pub stream_error: Option<std::io::Error>,
 }
 
 impl<'a> Collector<'a> {
@@ -170,23 +175,70 @@ impl<'a> Collector<'a> {
             report: Report::default(),
             view,
             stderr,
+            ndjson: None,
+            progress: progress::ProgressLine::new(false),
+            stats: None,
+            stream_error: None,
         }
+    }
+
+    /// Stream each result as NDJSON to `w` as it is decided.
+    pub fn with_ndjson(mut self, w: Box<dyn Write + 'a>) -> Self {
+        self.ndjson = Some(ndjson::Ndjson::new(w));
+        self
+    }
+
+    /// Draw a live progress line (the caller checks stderr is a TTY).
+    pub fn with_progress(mut self, enabled: bool) -> Self {
+        self.progress = progress::ProgressLine::new(enabled);
+        self
+    }
+
+    pub fn with_stats_every(mut self, s: Option<progress::StatsEvery>) -> Self {
+        self.stats = s;
+        self
+    }
+
+    /// Clear the progress line and close the NDJSON stream with its summary.
+    pub fn finish(&mut self, info: &ScanInfo, summary: &Summary) {
+        self.progress.finish();
+        if let Some(n) = self.ndjson.as_mut()
+            && let Err(e) = n.finish(info, summary)
+        {
+            self.stream_error.get_or_insert(e);
+        }
+        self.ndjson = None;
     }
 }
 
 impl Sink for Collector<'_> {
     fn result(&mut self, r: &PortResult) {
         if self.view.verbose > 0 && r.state == PortState::Open {
-            let _ = writeln!(
-                self.stderr,
+            let line = format!(
                 "Discovered open port {}/{} on {}",
                 r.key.port, r.key.proto, r.key.ip
             );
+            if self.progress.is_drawn() {
+                self.progress.println(&line);
+            } else {
+                let _ = writeln!(self.stderr, "{line}");
+            }
+        }
+        if let Some(n) = self.ndjson.as_mut()
+            && self.stream_error.is_none()
+            && let Err(e) = n.result(r)
+        {
+            self.stream_error = Some(e);
         }
         self.report.add(*r);
     }
 
-    fn progress(&mut self, _p: &Progress) {}
+    fn progress(&mut self, p: &Progress) {
+        self.progress.update(p);
+        if let Some(s) = self.stats.as_mut() {
+            let _ = s.maybe_print(p, self.stderr);
+        }
+    }
 }
 
 /// Hosts to print: those that answered, or every host when few were scanned.
