@@ -128,7 +128,7 @@ impl Tally<'_> {
         let Some(entry) = table.resolve(&reply.key, now) else {
             return; // duplicate, or late for a decided key
         };
-        pacer.on_reply(&reply.key, reply.reason);
+        pacer.on_reply(&reply.key, reply.reason, now);
         let host = self.up.entry(reply.key.ip).or_default();
         if entry.attempt == 0 {
             let rtt = now.saturating_duration_since(entry.sent);

@@ -9,7 +9,7 @@
 //! source port, and echo the cookie where the protocol has an ID field.
 
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
-use crate::wire::payloads::{self, CookieCheck};
+use crate::wire::payloads;
 use crate::wire::{Packet, flags};
 
 /// A believed reply.
@@ -75,7 +75,7 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop> {
                 return Err(Drop::WrongPort);
             }
             if let Some(p) = payloads::payload_for(key.port)
-                && p.check_reply(cookies.seq(&key), u.payload) == CookieCheck::Mismatch
+                && !p.accepts(cookies.seq(&key), u.payload)
             {
                 return Err(Drop::BadCookie);
             }

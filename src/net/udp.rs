@@ -20,7 +20,7 @@ use super::worker::{self, Ready, Technique};
 use super::{Backend, Probe};
 use crate::probe::{Cookies, IcmpKind, PortState, Proto, Reason, classify_icmp};
 use crate::validate::Reply;
-use crate::wire::payloads::{self, CookieCheck};
+use crate::wire::payloads;
 
 fn set_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
     // SAFETY: fd is an open socket; the value is a plain int.
@@ -208,9 +208,8 @@ impl Technique for ConnectedUdp {
             match recv(fd, &mut self.buf, false) {
                 Ok(Got::Data { len, ttl }) => {
                     let data = &self.buf[..len];
-                    let ok = payloads::payload_for(p.key.port).is_none_or(|pl| {
-                        pl.check_reply(self.cookies.seq(&p.key), data) != CookieCheck::Mismatch
-                    });
+                    let ok = payloads::payload_for(p.key.port)
+                        .is_none_or(|pl| pl.accepts(self.cookies.seq(&p.key), data));
                     if ok {
                         return Ready::Done(Reply {
                             key: p.key,

@@ -1065,6 +1065,19 @@ impl Payload {
         }
     }
 
+    /// Is this datagram from the probed port proof that the port is open?
+    /// Yes when it carries our cookie as the protocol echoes it, when the
+    /// protocol has no ID field, or when it is our probe reflected back
+    /// byte for byte (an echo-like service: nmap calls that open too).
+    pub fn accepts(&self, cookie: u32, reply: &[u8]) -> bool {
+        if self.check_reply(cookie, reply) != CookieCheck::Mismatch {
+            return true;
+        }
+        let mut probe = Vec::with_capacity(reply.len());
+        self.write(cookie, &mut probe);
+        probe == reply
+    }
+
     /// Does this reply datagram (UDP payload bytes from the target port) belong to a probe sent with `cookie`?
     pub fn check_reply(&self, cookie: u32, reply: &[u8]) -> CookieCheck {
         let id = |i: usize| self.cookie.get(i).map(|f| f.enc.encode(cookie));
@@ -2969,5 +2982,22 @@ mod tests {
             assert_eq!(*Enc::Be32.encode(c), c.to_be_bytes());
             assert_eq!(Enc::Lo8.encode(c)[0], c as u8);
         }
+    }
+
+    #[test]
+    fn reflected_probes_prove_an_open_port_but_forgeries_do_not() {
+        let dns = payload_for(53).unwrap();
+        let mut probe = Vec::new();
+        dns.write(0x1234_5678, &mut probe);
+        assert_eq!(dns.check_reply(0x1234_5678, &probe), CookieCheck::Mismatch);
+        assert!(
+            dns.accepts(0x1234_5678, &probe),
+            "a reflection carries our cookie"
+        );
+        assert!(
+            !dns.accepts(0x1234_5679, &probe),
+            "a reflection of another probe does not"
+        );
+        assert!(!dns.accepts(0x1234_5678, &probe[..probe.len() - 1]));
     }
 }
