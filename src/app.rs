@@ -370,6 +370,13 @@ fn scan(
         }
         .context("writing output")?;
     }
+    if cfg.verbose > 0 {
+        writeln!(
+            stderr,
+            "rawscan: {} probes sent, {} packets received ({} malformed, {} failed validation)",
+            summary.sent, summary.received, summary.malformed, summary.bad_cookie
+        )?;
+    }
     if let Some(e) = stream_error {
         return Err(anyhow::Error::new(e).context("writing NDJSON output"));
     }
