@@ -19,7 +19,7 @@ use clap::Parser;
 use crate::cli::{Args, nmap_compat};
 use crate::config::{self, Config, Dest, TcpScan};
 use crate::engine::{self, Plan};
-use crate::net::{self, Backend, OpenError};
+use crate::net::{self, Backend, Counters, OpenError};
 use crate::output::{Collector, ScanInfo, View, grepable, normal, progress, xml};
 use crate::probe::Cookies;
 use crate::resume::{self, ResumeState};
@@ -44,9 +44,10 @@ pub struct Backed {
 /// raw versus unprivileged techniques.
 pub fn start_backend(cfg: &Config) -> anyhow::Result<(Backend, Backed)> {
     let cookies = Cookies::new(cfg.cookie_key);
+    let counters = Arc::new(Counters::default());
     let wants_raw = cfg.tcp == Some(TcpScan::Syn) || cfg.udp;
     let raw = if wants_raw {
-        match net::raw::start(cookies, cfg.udp) {
+        match net::raw::start(cookies, cfg.udp, counters.clone()) {
             Ok(b) => Some(b),
             Err(OpenError::Permission(_)) => None,
             Err(OpenError::Other(e)) => return Err(e),
@@ -60,8 +61,10 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<(Backend, Backed)> {
         tcp_fallback: !privileged && cfg.tcp == Some(TcpScan::Syn),
         udp_unprivileged: !privileged && cfg.udp,
     };
-    let tcp_connect = || net::connect::start().context("starting the TCP connect scan");
-    let udp_connected = || net::udp::start(cookies).context("starting the unprivileged UDP scan");
+    let tcp_connect =
+        || net::connect::start(counters.clone()).context("starting the TCP connect scan");
+    let udp_connected =
+        || net::udp::start(cookies, counters.clone()).context("starting the unprivileged UDP scan");
     let backend = match (cfg.tcp, cfg.udp, raw) {
         (Some(TcpScan::Connect), true, Some(raw)) => net::mux::mux(tcp_connect()?, raw)?,
         (_, _, Some(raw)) => raw,

@@ -10,12 +10,13 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use mio::Interest;
 use mio::net::TcpStream;
 
 use super::worker::{self, Ready, Technique};
-use super::{Backend, Probe};
+use super::{Backend, Counters, Probe};
 use crate::probe::{PortState, Reason};
 use crate::validate::Reply;
 
@@ -86,6 +87,6 @@ impl Technique for Connect {
     }
 }
 
-pub fn start() -> anyhow::Result<Backend> {
-    worker::start(Connect, "rawscan-connect")
+pub fn start(counters: Arc<Counters>) -> anyhow::Result<Backend> {
+    worker::start(Connect, "rawscan-connect", counters)
 }

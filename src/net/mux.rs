@@ -6,13 +6,12 @@
 //! it shuts both down when the engine drops its ends.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use crossbeam_channel::{Select, TrySendError, bounded};
 
-use super::{Backend, Counters, PROBE_QUEUE, Probe, REPLY_QUEUE};
+use super::{Backend, PROBE_QUEUE, Probe, REPLY_QUEUE};
 use crate::probe::Proto;
 use crate::validate::Reply;
 
@@ -24,7 +23,8 @@ pub fn mux(tcp: Backend, udp: Backend) -> anyhow::Result<Backend> {
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);
-    let counters = Arc::new(Counters::default());
+    // Both sub-backends were started with the same shared counters.
+    let counters = tcp.counters.clone();
     let max_inflight = match (tcp.max_inflight, udp.max_inflight) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -98,20 +98,6 @@ pub fn mux(tcp: Backend, udp: Backend) -> anyhow::Result<Backend> {
                 }
             }
             let [a, b] = subs;
-            // Fold the sub-backends' counters into the shared ones.
-            for s in [&a, &b] {
-                for (dst, src) in [
-                    (&sum.sent, &s.counters.sent),
-                    (&sum.send_errors, &s.counters.send_errors),
-                    (&sum.received, &s.counters.received),
-                    (&sum.malformed, &s.counters.malformed),
-                    (&sum.not_reply, &s.counters.not_reply),
-                    (&sum.bad_cookie, &s.counters.bad_cookie),
-                    (&sum.dropped_late, &s.counters.dropped_late),
-                ] {
-                    dst.fetch_add(Counters::get(src), std::sync::atomic::Ordering::Relaxed);
-                }
-            }
             a.join();
             b.join();
         })?;

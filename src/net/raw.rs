@@ -67,7 +67,8 @@ fn set_int_opt(
 
 /// Open raw sockets and start the sender and receiver threads.
 /// `udp` adds a raw UDP receive socket.
-pub fn start(cookies: Cookies, udp: bool) -> Result<Backend, OpenError> {
+/// `counters` may be shared with other backends of the same scan.
+pub fn start(cookies: Cookies, udp: bool, counters: Arc<Counters>) -> Result<Backend, OpenError> {
     let (tx, tcp_rx) = open(IpNextHeaderProtocols::Tcp)?;
     let (_icmp_tx, icmp_rx) = open(IpNextHeaderProtocols::Icmp)?;
     let mut rx = vec![tcp_rx, icmp_rx];
@@ -82,7 +83,6 @@ pub fn start(cookies: Cookies, udp: bool) -> Result<Backend, OpenError> {
             let _ = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20);
         }
     }
-    let counters = Arc::new(Counters::default());
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);

@@ -12,12 +12,13 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use mio::Interest;
 use mio::net::UdpSocket;
 
 use super::worker::{self, Ready, Technique};
-use super::{Backend, Probe};
+use super::{Backend, Counters, Probe};
 use crate::probe::{Cookies, IcmpKind, PortState, Proto, Reason, classify_icmp};
 use crate::validate::Reply;
 use crate::wire::payloads;
@@ -238,11 +239,11 @@ impl Technique for ConnectedUdp {
     }
 }
 
-pub fn start(cookies: Cookies) -> anyhow::Result<Backend> {
+pub fn start(cookies: Cookies, counters: Arc<Counters>) -> anyhow::Result<Backend> {
     let tech = ConnectedUdp {
         cookies,
         buf: vec![0u8; 65_536],
         payload: Vec::with_capacity(1500),
     };
-    worker::start(tech, "rawscan-udp")
+    worker::start(tech, "rawscan-udp", counters)
 }

@@ -71,9 +71,12 @@ pub fn socket_budget() -> usize {
 }
 
 /// Start a worker thread for `tech`.
-pub fn start<T: Technique>(tech: T, name: &str) -> anyhow::Result<Backend> {
+pub fn start<T: Technique>(
+    tech: T,
+    name: &str,
+    counters: Arc<Counters>,
+) -> anyhow::Result<Backend> {
     let max = socket_budget();
-    let counters = Arc::new(Counters::default());
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);

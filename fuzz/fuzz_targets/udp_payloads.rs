@@ -1,0 +1,31 @@
+//! Fuzz target: every UDP payload's reply checker on its own.
+//!
+//! Input layout: byte 0 picks the payload (`payloads::all()[b0 % len]`),
+//! bytes 1..5 are the probe's cookie (big-endian), the rest is the reply
+//! datagram handed to `Payload::check_reply`. Besides "never panics", it
+//! checks that a payload without an ID field always answers `NoIdField`
+//! and that the answer does not depend on anything but (cookie, reply).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rawscan::wire::payloads::{self, CookieCheck};
+
+fuzz_target!(|data: &[u8]| {
+    let all = payloads::all();
+    let (Some(&pick), Some(cookie), Some(reply)) = (data.first(), data.get(1..5), data.get(5..))
+    else {
+        return;
+    };
+    let p = &all[usize::from(pick) % all.len()];
+    let cookie = u32::from_be_bytes([cookie[0], cookie[1], cookie[2], cookie[3]]);
+    let r = p.check_reply(cookie, reply);
+    if !p.has_id_field() {
+        assert_eq!(r, CookieCheck::NoIdField, "{}", p.name);
+    }
+    assert_eq!(
+        r,
+        p.check_reply(cookie, reply),
+        "{}: not deterministic",
+        p.name
+    );
+});
