@@ -2402,7 +2402,7 @@ mod tests {
             "sip" => {
                 let s = String::from_utf8(p).unwrap();
                 let line = |n: &str| s.lines().find(|l| l.starts_with(n)).unwrap().to_string();
-                let via = line("Via:").replace(";rport", ";rport=40000;received=192.0.2.7");
+                let via = line("Via:").replace(";rport", ";rport=40000;received=198.18.0.7");
                 let r = format!(
                     "SIP/2.0 200 OK\r\n{via}\r\n{}\r\nTo: <sip:rawscan.invalid>;tag=as5e1d\r\n{}\r\n{}\r\nAllow: INVITE, ACK, OPTIONS\r\nContent-Length: 0\r\n\r\n",
                     line("From:"),
@@ -2555,7 +2555,7 @@ mod tests {
             "slp" => {
                 let body = cat(&[
                     &[0x00, 0x00, 0x00, 0x21],
-                    b"service:service-agent://192.0.2.9",
+                    b"service:service-agent://198.18.0.9",
                     &[0x00, 0x07],
                     b"DEFAULT",
                     &[0x00, 0x00, 0x00],

@@ -23,11 +23,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::{self, JoinHandle};
@@ -250,6 +250,15 @@ pub struct Lab {
     open_tcp: BTreeSet<u16>,
     dropped_tcp: BTreeSet<u16>,
     admin_prohibited_tcp: BTreeSet<u16>,
+    open_udp: BTreeSet<u16>,
+    dropped_udp: BTreeSet<u16>,
+    admin_prohibited_udp: BTreeSet<u16>,
+    /// Service daemons running inside the target namespace (killed first
+    /// on drop).
+    daemons: Vec<Daemon>,
+    /// Scratch directory for daemon configs, pidfiles and state
+    /// (`/tmp/rawscan-lab-<id>`), created on first use, removed on drop.
+    workdir: Option<PathBuf>,
     /// Held (flock) for the life of the lab; released when dropped last.
     _lock: File,
 }
@@ -300,6 +309,11 @@ impl Lab {
             open_tcp: BTreeSet::new(),
             dropped_tcp: BTreeSet::new(),
             admin_prohibited_tcp: BTreeSet::new(),
+            open_udp: BTreeSet::new(),
+            dropped_udp: BTreeSet::new(),
+            admin_prohibited_udp: BTreeSet::new(),
+            daemons: Vec::new(),
+            workdir: None,
             _lock: lock,
         };
         lab.setup()?;
@@ -550,32 +564,7 @@ impl Lab {
         scan: TcpScan,
         check_reasons: bool,
     ) -> Vec<String> {
-        let mut bad = Vec::new();
-        for &p in ports {
-            let exp = self.expected_tcp(p, scan);
-            match got.get(&p) {
-                None => bad.push(format!(
-                    "port {p}: expected {}, missing from output",
-                    exp.state
-                )),
-                Some(r) => {
-                    let reason_ok = !check_reasons
-                        || r.reason
-                            .as_deref()
-                            .is_some_and(|x| exp.reasons.contains(&x));
-                    if r.state != exp.state || !reason_ok {
-                        bad.push(format!(
-                            "port {p}: expected {} ({}), got {} ({})",
-                            exp.state,
-                            exp.reasons.join("|"),
-                            r.state,
-                            r.reason.as_deref().unwrap_or("no reason")
-                        ));
-                    }
-                }
-            }
-        }
-        bad
+        mismatches_against(got, ports, check_reasons, |p| self.expected_tcp(p, scan))
     }
 
     // ----- running things in the scanner namespace -------------------------
@@ -685,9 +674,716 @@ impl Lab {
     }
 }
 
+// ---------------------------------------------------------------------------
+// UDP: services, echo, drops and the ICMP rate limit of the target.
+// ---------------------------------------------------------------------------
+
+/// Kernel defaults of the per-peer and global ICMP limits (set explicitly by
+/// [`Lab::icmp_kernel_default`]: a namespace's values may differ).
+pub const KERNEL_ICMP_RATELIMIT_MS: u32 = 1000;
+pub const KERNEL_ICMP_MSGS_PER_SEC: u32 = 1000;
+pub const KERNEL_ICMP_MSGS_BURST: u32 = 50;
+/// Kernel default `icmp_ratemask` (dest-unreachable, source-quench,
+/// time-exceeded, parameter-problem are rate limited).
+pub const KERNEL_ICMP_RATEMASK: u32 = 6168;
+/// Time for the per-peer ICMP bucket to refill to its burst (6 tokens at
+/// one per `icmp_ratelimit` = 1 s), plus a margin.
+pub const ICMP_REFILL: Duration = Duration::from_millis(6300);
+
+/// A program running inside the target namespace (`ip netns exec` execs it,
+/// so the child IS the daemon).  Dropping it sends SIGTERM to its process
+/// group, then SIGKILL after 3 s.  PR_SET_PDEATHSIG kills it if the test
+/// process dies without unwinding.
+struct Daemon {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: plain kill(2) on the daemon's own process group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGTERM);
+            }
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(3) {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // SAFETY: as above; harmless if the group is already gone.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Move the CALLING THREAD into the network namespace at `ns_path`.
+fn setns_current_thread(ns_path: &str) -> Result<(), String> {
+    let ns = File::open(ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
+    // SAFETY: setns on a valid fd; only the calling thread changes namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "setns({ns_path}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+fn udp_echo_loop(socks: &[UdpSocket], stop: &AtomicBool) {
+    let mut fds: Vec<libc::pollfd> = socks
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut buf = vec![0u8; 65_536];
+    while !stop.load(Ordering::SeqCst) {
+        // SAFETY: fds is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        if n > 0 {
+            for s in socks {
+                while let Ok((len, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(&buf[..len], from);
+                }
+            }
+        }
+    }
+}
+
+/// Probes the harness uses to check that a UDP service really answers
+/// (built here, independently of rawscan's payloads, and matched on the
+/// request's ID so a stray datagram cannot pass).
+pub mod udp_probe {
+    /// DNS QUERY version.bind CH TXT (the question rawscan asks).
+    pub fn dns(id: u16) -> Vec<u8> {
+        let mut v = id.to_be_bytes().to_vec();
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        v.extend_from_slice(b"\x07version\x04bind\x00");
+        v.extend_from_slice(&[0x00, 0x10, 0x00, 0x03]);
+        v
+    }
+    pub fn dns_ok(id: u16, r: &[u8]) -> bool {
+        r.len() >= 12 && r[..2] == id.to_be_bytes() && r[2] & 0x80 != 0
+    }
+    /// NTPv4 client-mode request; the server copies `ts` into the origin
+    /// timestamp of its mode-4 reply.
+    pub fn ntp(ts: u64) -> Vec<u8> {
+        let mut v = vec![0u8; 48];
+        v[0] = 0x23;
+        v[40..48].copy_from_slice(&ts.to_be_bytes());
+        v
+    }
+    pub fn ntp_ok(ts: u64, r: &[u8]) -> bool {
+        r.len() >= 48 && r[0] & 0x07 == 4 && r[24..32] == ts.to_be_bytes()
+    }
+    /// SNMPv1 GetRequest sysDescr.0, community "public" (`rid` < 2^31).
+    pub fn snmp(rid: u32) -> Vec<u8> {
+        let mut v = vec![0x30, 0x29, 0x02, 0x01, 0x00, 0x04, 0x06];
+        v.extend_from_slice(b"public");
+        v.extend_from_slice(&[0xA0, 0x1C, 0x02, 0x04]);
+        v.extend_from_slice(&(rid & 0x7fff_ffff).to_be_bytes());
+        v.extend_from_slice(&[0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0E, 0x30, 0x0C]);
+        v.extend_from_slice(&[0x06, 0x08, 0x2B, 0x06, 0x01, 0x02, 0x01, 0x01, 0x01, 0x00]);
+        v.extend_from_slice(&[0x05, 0x00]);
+        v
+    }
+    pub fn snmp_ok(rid: u32, r: &[u8]) -> bool {
+        let mut want = vec![0x02, 0x04];
+        want.extend_from_slice(&(rid & 0x7fff_ffff).to_be_bytes());
+        // GetResponse-PDU tag, and our request-id in it.
+        r.contains(&0xA2) && r.windows(want.len()).any(|w| w == want.as_slice())
+    }
+}
+
+impl Lab {
+    /// Scratch directory of this lab (created on first use, removed on drop).
+    pub fn workdir(&mut self) -> PathBuf {
+        if let Some(d) = &self.workdir {
+            return d.clone();
+        }
+        let d = std::env::temp_dir().join(format!("rawscan-lab-{}", self.id));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        self.workdir = Some(d.clone());
+        d
+    }
+
+    /// UDP echo (RFC 862) on `ports` IN THE TARGET namespace: a thread
+    /// `setns()`es into the target, binds the sockets and echoes every
+    /// datagram until the lab is dropped.
+    pub fn udp_echo(&mut self, ports: &[u16]) {
+        let ns_path = format!("/run/netns/{}", self.target_ns);
+        let ports_v = ports.to_vec();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let handle = thread::spawn(move || {
+            let bound = setns_current_thread(&ns_path).and_then(|()| {
+                ports_v
+                    .iter()
+                    .map(|&p| {
+                        let s = UdpSocket::bind(("0.0.0.0", p))
+                            .map_err(|e| format!("bind udp port {p}: {e}"))?;
+                        s.set_nonblocking(true)
+                            .map_err(|e| format!("nonblocking {p}: {e}"))?;
+                        Ok(s)
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            });
+            match bound {
+                Ok(socks) => {
+                    let _ = tx.send(Ok(()));
+                    udp_echo_loop(&socks, &stop2);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+        let res = rx
+            .recv()
+            .unwrap_or_else(|_| Err("udp echo thread died".to_string()));
+        let acceptor = Acceptor {
+            stop,
+            handle: Some(handle),
+        };
+        if let Err(e) = res {
+            drop(acceptor);
+            panic!("udp_echo({ports:?}) in {}: {e}", self.target_ns);
+        }
+        self.acceptors.push(acceptor);
+        self.open_udp.extend(ports);
+        for &p in ports {
+            let payload = format!("rawscan-lab echo {p}").into_bytes();
+            self.wait_udp_answer(&format!("udp echo {p}"), p, None, |_| {
+                let want = payload.clone();
+                (
+                    payload.clone(),
+                    Box::new(move |r: &[u8]| r == want.as_slice()),
+                )
+            });
+        }
+    }
+
+    /// The target silently drops inbound UDP to these ports (→ open|filtered,
+    /// no-response).
+    pub fn drop_udp(&mut self, ports: &[u16]) {
+        if ports.is_empty() {
+            return;
+        }
+        self.nft(&format!(
+            "add rule inet {NFT_TABLE} input udp dport {{ {} }} drop\n",
+            join(ports)
+        ));
+        self.dropped_udp.extend(ports);
+    }
+
+    /// The target answers UDP to `port` with ICMP admin-prohibited
+    /// (type 3 code 13) (→ filtered, admin-prohibited).
+    pub fn reject_admin_prohibited_udp(&mut self, port: u16) {
+        self.nft(&format!(
+            "add rule inet {NFT_TABLE} input udp dport {port} reject with icmp type admin-prohibited\n"
+        ));
+        self.admin_prohibited_udp.insert(port);
+    }
+
+    /// Start `program args...` inside the target namespace, output to
+    /// `<workdir>/<name>.log`.
+    fn spawn_daemon(
+        &mut self,
+        name: &str,
+        program: &str,
+        args: &[String],
+        envs: &[(&str, String)],
+    ) {
+        let path = find_tool(program)
+            .unwrap_or_else(|| panic!("`{program}` is not installed (needed for {name})"));
+        let log = self.workdir().join(format!("{name}.log"));
+        let log_file = File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let log_err = log_file.try_clone().expect("clone log fd");
+        let mut cmd = Command::new(&self.ip);
+        cmd.args(["netns", "exec", &self.target_ns])
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .process_group(0);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        // SAFETY: prctl is async-signal-safe; nothing else runs in pre_exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", path.display()));
+        self.daemons.push(Daemon {
+            name: name.to_string(),
+            child,
+            log,
+        });
+    }
+
+    /// Until `timeout` (15 s) passes: send the probe `make(i)` returns to
+    /// `port` from the scanner namespace and accept the first reply its
+    /// check passes.  Panics (with the daemon's log) on failure or when the
+    /// daemon `daemon` (index in self.daemons) exits.
+    fn wait_udp_answer(
+        &mut self,
+        what: &str,
+        port: u16,
+        daemon: Option<usize>,
+        make: impl Fn(u32) -> (Vec<u8>, Box<dyn Fn(&[u8]) -> bool>),
+    ) {
+        let start = Instant::now();
+        // First wait until the port is bound, so the checks below do not
+        // draw ICMP port-unreachables (they would spend the target's ICMP
+        // budget before the test sets its rate limit).
+        loop {
+            if let Some(d) = daemon.and_then(|i| self.daemons.get_mut(i))
+                && let Ok(Some(status)) = d.child.try_wait()
+            {
+                panic!(
+                    "{what}: {} exited ({status}) before binding {port}/udp; its log:\n{}",
+                    d.name,
+                    d.log_text()
+                );
+            }
+            if self.udp_bound_in_target(port) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let log = daemon
+                    .and_then(|i| self.daemons.get(i))
+                    .map(|d| d.log_text())
+                    .unwrap_or_default();
+                panic!("{what}: {port}/udp not bound in the target after 15 s; log:\n{log}");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let mut last;
+        for i in 1u32.. {
+            if let Some(d) = daemon.and_then(|i| self.daemons.get_mut(i))
+                && let Ok(Some(status)) = d.child.try_wait()
+            {
+                panic!(
+                    "{what}: {} exited ({status}) before answering on {port}/udp; its log:\n{}",
+                    d.name,
+                    d.log_text()
+                );
+            }
+            let (payload, ok) = make(i.wrapping_mul(0x9E37_79B9) | 1);
+            match self.udp_query(port, &payload, Duration::from_millis(300)) {
+                Ok(r) if ok(&r) => return,
+                Ok(r) => last = format!("unexpected reply {:02x?}", &r[..r.len().min(64)]),
+                Err(e) => last = e,
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let log = daemon
+                    .and_then(|i| self.daemons.get(i))
+                    .map(|d| d.log_text())
+                    .unwrap_or_default();
+                panic!(
+                    "{what}: no valid answer on {TARGET_IP}:{port}/udp after 15 s ({last}); log:\n{log}"
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Send one datagram from the scanner namespace (198.18.0.1, a fresh
+    /// connected UDP socket) to TARGET_IP:`port` and return the first reply.
+    pub fn udp_query(
+        &self,
+        port: u16,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let ns_path = format!("/run/netns/{}", self.scanner_ns);
+        let payload = payload.to_vec();
+        thread::spawn(move || -> Result<Vec<u8>, String> {
+            setns_current_thread(&ns_path)?;
+            let s = UdpSocket::bind((SCANNER_IP, 0)).map_err(|e| format!("bind: {e}"))?;
+            s.connect((TARGET_IP, port))
+                .map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(timeout))
+                .map_err(|e| format!("timeout: {e}"))?;
+            s.send(&payload).map_err(|e| format!("send: {e}"))?;
+            let mut buf = vec![0u8; 65_536];
+            let n = s.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
+            buf.truncate(n);
+            Ok(buf)
+        })
+        .join()
+        .unwrap_or_else(|_| Err("udp query thread panicked".to_string()))
+    }
+
+    /// dnsmasq on 53/udp (and, as dnsmasq always does, 53/tcp) of the
+    /// target, no upstream, answering `version.bind`.  Waits until it
+    /// answers a version.bind CH TXT query.
+    pub fn start_dnsmasq(&mut self) {
+        let wd = self.workdir();
+        let args: Vec<String> = [
+            "--no-daemon",
+            "--log-facility=-",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=53",
+            &format!("--listen-address={TARGET_IP}"),
+            "--bind-interfaces",
+            &format!("--pid-file={}", wd.join("dnsmasq.pid").display()),
+            "--user=root",
+            "--group=root",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.spawn_daemon("dnsmasq", "dnsmasq", &args, &[]);
+        let idx = self.daemons.len() - 1;
+        self.wait_udp_answer("dnsmasq", 53, Some(idx), |i| {
+            let id = i as u16;
+            (
+                udp_probe::dns(id),
+                Box::new(move |r: &[u8]| udp_probe::dns_ok(id, r)),
+            )
+        });
+        self.open_udp.insert(53);
+        self.open_tcp.insert(53);
+    }
+
+    /// chronyd serving NTP on 123/udp of the target (unsynchronised, no
+    /// sources, no clock control, no command port).  Waits until it answers
+    /// a client-mode request.
+    pub fn start_chronyd(&mut self) {
+        let wd = self.workdir();
+        let conf = wd.join("chrony.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port 123\nbindaddress {TARGET_IP}\nallow all\ncmdport 0\nbindcmdaddress /\n\
+                 pidfile {}\ndriftfile {}\n",
+                wd.join("chronyd.pid").display(),
+                wd.join("chrony.drift").display()
+            ),
+        )
+        .expect("write chrony.conf");
+        let args: Vec<String> = ["-4", "-d", "-x", "-u", "root", "-f"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([conf.display().to_string()])
+            .collect();
+        self.spawn_daemon("chronyd", "chronyd", &args, &[]);
+        let idx = self.daemons.len() - 1;
+        self.wait_udp_answer("chronyd", 123, Some(idx), |i| {
+            let ts = (u64::from(i) << 32) | u64::from(!i);
+            (
+                udp_probe::ntp(ts),
+                Box::new(move |r: &[u8]| udp_probe::ntp_ok(ts, r)),
+            )
+        });
+        self.open_udp.insert(123);
+    }
+
+    /// snmpd (SNMPv1/v2c, rocommunity public) on 161/udp of the target; no
+    /// SMUX (so no 199/tcp), state and config under the lab's workdir.
+    /// Waits until it answers a GetRequest for sysDescr.0.
+    pub fn start_snmpd(&mut self) {
+        let wd = self.workdir();
+        let conf = wd.join("snmpd.conf");
+        std::fs::write(&conf, "rocommunity public\n").expect("write snmpd.conf");
+        let args: Vec<String> = [
+            "-f",
+            "-Lo",
+            "-C",
+            "-c",
+            &conf.display().to_string(),
+            "-p",
+            &wd.join("snmpd.pid").display().to_string(),
+            "-I",
+            "-smux",
+            &format!("udp:{TARGET_IP}:161"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let envs = [
+            ("SNMP_PERSISTENT_DIR", wd.join("snmp").display().to_string()),
+            ("SNMPCONFPATH", wd.display().to_string()),
+            ("MIBDIRS", wd.join("no-mibs").display().to_string()),
+            ("MIBS", String::new()),
+        ];
+        self.spawn_daemon("snmpd", "snmpd", &args, &envs);
+        let idx = self.daemons.len() - 1;
+        self.wait_udp_answer("snmpd", 161, Some(idx), |i| {
+            let rid = i & 0x7fff_ffff;
+            (
+                udp_probe::snmp(rid),
+                Box::new(move |r: &[u8]| udp_probe::snmp_ok(rid, r)),
+            )
+        });
+        self.open_udp.insert(161);
+    }
+
+    /// The standard UDP target: echo on 7 (harness thread), dnsmasq on 53,
+    /// chronyd on 123, snmpd on 161, each checked to answer.
+    pub fn start_udp_services(&mut self) {
+        self.udp_echo(&[7]);
+        self.start_dnsmasq();
+        self.start_chronyd();
+        self.start_snmpd();
+    }
+
+    /// Switch the target's ICMP rate limits off: no per-peer limit and a
+    /// global budget no scan can exhaust.
+    pub fn icmp_unlimited(&self) {
+        self.set_icmp_ratelimit(0);
+        self.set_icmp_global_limit(100_000_000, 100_000_000);
+    }
+
+    /// The kernel's default ICMP limits in the target (~1 error per second
+    /// per peer after a burst of ~6): icmp_ratelimit=1000,
+    /// icmp_msgs_per_sec=1000, icmp_msgs_burst=50, icmp_ratemask=6168.
+    ///
+    /// Then waits [`ICMP_REFILL`] so the per-peer token bucket for the
+    /// scanner is full (burst of 6), as for a host nobody has probed for a
+    /// while: every ICMP error sent while `icmp_ratelimit` was 0 left that
+    /// bucket EMPTY (tokens = 0, refilled at 1 per second from then on).
+    /// Use [`Lab::drain_icmp_budget`] to start a scan with an empty bucket.
+    pub fn icmp_kernel_default(&self) {
+        self.sysctl_target("net.ipv4.icmp_ratemask", &KERNEL_ICMP_RATEMASK.to_string());
+        self.set_icmp_ratelimit(KERNEL_ICMP_RATELIMIT_MS);
+        self.set_icmp_global_limit(KERNEL_ICMP_MSGS_PER_SEC, KERNEL_ICMP_MSGS_BURST);
+        thread::sleep(ICMP_REFILL);
+    }
+
+    /// Empty the target's per-peer ICMP token bucket for the scanner, as a
+    /// scan that just ended (or any other prober) leaves it: 20 datagrams
+    /// to the closed port `closed_port` from the scanner, then 100 ms for
+    /// the errors to arrive.  The next ICMP error comes ~1 s later.
+    pub fn drain_icmp_budget(&self, closed_port: u16) {
+        assert_eq!(
+            self.expected_udp(closed_port).state,
+            "closed",
+            "drain_icmp_budget needs a closed port"
+        );
+        let ns_path = format!("/run/netns/{}", self.scanner_ns);
+        thread::spawn(move || -> Result<(), String> {
+            setns_current_thread(&ns_path)?;
+            let s = UdpSocket::bind((SCANNER_IP, 0)).map_err(|e| format!("bind: {e}"))?;
+            for _ in 0..20 {
+                s.send_to(b"drain", (TARGET_IP, closed_port))
+                    .map_err(|e| format!("send: {e}"))?;
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("drain thread panicked".to_string()))
+        .unwrap_or_else(|e| panic!("drain_icmp_budget: {e}"));
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    /// Is some socket in the target bound to `port`/udp (`ss -Hlnu`)?
+    pub fn udp_bound_in_target(&self, port: u16) -> bool {
+        let out = self.run_in_target("ss", &["-Hlnu"]);
+        String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .and_then(|local| local.rsplit_once(':'))
+                .is_some_and(|(_, p)| p == port.to_string())
+        })
+    }
+
+    pub fn open_udp(&self) -> &BTreeSet<u16> {
+        &self.open_udp
+    }
+    pub fn dropped_udp(&self) -> &BTreeSet<u16> {
+        &self.dropped_udp
+    }
+    pub fn admin_prohibited_udp(&self) -> &BTreeSet<u16> {
+        &self.admin_prohibited_udp
+    }
+
+    /// What a correct UDP scan (raw or connected sockets) of `port` reports.
+    pub fn expected_udp(&self, port: u16) -> Expected {
+        if self.dropped_udp.contains(&port) {
+            Expected {
+                state: "open|filtered",
+                reasons: &["no-response"],
+            }
+        } else if self.admin_prohibited_udp.contains(&port) {
+            Expected {
+                state: "filtered",
+                reasons: &["admin-prohibited"],
+            }
+        } else if self.open_udp.contains(&port) {
+            Expected {
+                state: "open",
+                reasons: &["udp-response"],
+            }
+        } else {
+            Expected {
+                state: "closed",
+                reasons: &["port-unreach"],
+            }
+        }
+    }
+
+    /// [`Lab::mismatches`] for UDP.
+    pub fn mismatches_udp(
+        &self,
+        got: &BTreeMap<u16, PortResult>,
+        ports: &[u16],
+        check_reasons: bool,
+    ) -> Vec<String> {
+        mismatches_against(got, ports, check_reasons, |p| self.expected_udp(p))
+    }
+
+    /// The sockets listening in the target (`ss -ln`, loopback excluded)
+    /// must be exactly the open ports of the truth: no daemon opened
+    /// something the truth does not know about.
+    pub fn assert_listeners_match_truth(&self) {
+        for (flag, proto, want) in [
+            ("-Hlnt", "tcp", &self.open_tcp),
+            ("-Hlnu", "udp", &self.open_udp),
+        ] {
+            let out = self.run_in_target("ss", &[flag]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let mut got = BTreeSet::new();
+            for line in text.lines() {
+                let Some(local) = line.split_whitespace().nth(3) else {
+                    continue;
+                };
+                let Some((addr, port)) = local.rsplit_once(':') else {
+                    continue;
+                };
+                if addr.starts_with("127.") || addr.contains("::1") {
+                    continue;
+                }
+                if let Ok(p) = port.parse::<u16>() {
+                    got.insert(p);
+                }
+            }
+            assert_eq!(
+                &got, want,
+                "{proto} listeners in the target differ from the truth:\n{text}"
+            );
+        }
+    }
+}
+
+/// Parse `stdout` and return the port map for TARGET_IP/`proto`,
+/// panicking with the whole output on any parse error.
+pub fn port_map_of(stdout: &[u8], proto: &str, scanned: &[u16]) -> BTreeMap<u16, PortResult> {
+    let text = String::from_utf8_lossy(stdout);
+    let parsed = parse_normal(&text).unwrap_or_else(|e| panic!("cannot parse output: {e}\n{text}"));
+    let host = parsed
+        .host(TARGET_IP)
+        .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"));
+    host.port_map(proto, scanned)
+        .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"))
+}
+
+pub fn udp_port_map(stdout: &[u8], scanned: &[u16]) -> BTreeMap<u16, PortResult> {
+    port_map_of(stdout, "udp", scanned)
+}
+
+/// Port lines of rawscan's NDJSON stream (`-oJ`) for TARGET_IP/`proto`:
+/// port → state and reason.  Errors on malformed JSON or a port reported
+/// twice.
+pub fn parse_ndjson_ports(text: &str, proto: &str) -> Result<BTreeMap<u16, PortResult>, String> {
+    let mut map = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("line {}: {e}: {line:?}", i + 1))?;
+        if v["type"] != "port" || v["proto"] != proto || v["ip"] != TARGET_IP {
+            continue;
+        }
+        let port = v["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| format!("line {}: bad port: {line:?}", i + 1))?;
+        let state = v["state"]
+            .as_str()
+            .ok_or_else(|| format!("line {}: no state: {line:?}", i + 1))?;
+        let r = PortResult {
+            state: state.to_string(),
+            reason: v["reason"].as_str().map(str::to_string),
+        };
+        if map.insert(port, r).is_some() {
+            return Err(format!("line {}: {port}/{proto} reported twice", i + 1));
+        }
+    }
+    Ok(map)
+}
+
+/// Compare a port map against `expected(port)`; one line per mismatch
+/// ("port 81: expected filtered (no-response), got closed (reset)").
+/// Reasons are compared only when `check_reasons`.
+pub fn mismatches_against(
+    got: &BTreeMap<u16, PortResult>,
+    ports: &[u16],
+    check_reasons: bool,
+    expected: impl Fn(u16) -> Expected,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    for &p in ports {
+        let exp = expected(p);
+        match got.get(&p) {
+            None => bad.push(format!(
+                "port {p}: expected {}, missing from output",
+                exp.state
+            )),
+            Some(r) => {
+                let reason_ok = !check_reasons
+                    || r.reason
+                        .as_deref()
+                        .is_some_and(|x| exp.reasons.contains(&x));
+                if r.state != exp.state || !reason_ok {
+                    bad.push(format!(
+                        "port {p}: expected {} ({}), got {} ({})",
+                        exp.state,
+                        exp.reasons.join("|"),
+                        r.state,
+                        r.reason.as_deref().unwrap_or("no reason")
+                    ));
+                }
+            }
+        }
+    }
+    bad
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Stop the acceptors first (their sockets pin the target namespace).
+        // Stop the daemons and acceptors first (their sockets pin the
+        // target namespace).
+        self.daemons.clear();
         self.acceptors.clear();
         // Deleting the namespaces also deletes the veth pair.  Never panic
         // here (we may already be unwinding).
@@ -697,6 +1393,9 @@ impl Drop for Lab {
             {
                 eprintln!("warning: could not delete namespace {ns}: {e}");
             }
+        }
+        if let Some(dir) = self.workdir.take() {
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
