@@ -3,28 +3,48 @@
 # lab, and check every tool's accuracy against the lab's truth.
 #
 #   sudo scripts/bench.sh
+#   sudo SCENARIOS="tcp udp-top100" scripts/bench.sh
+#
+# Scenarios (SCENARIOS, space-separated; default all, in this order):
+#   tcp          -sS all 65535 TCP ports (N runs per tool; masscan too)
+#   udp-top100   -sU --top-ports 100, DEFAULT ICMP rate limit (N_UDP runs)
+#   udp-1024     -sU -p 1-1024, DEFAULT ICMP rate limit (N_UDP runs; about
+#                17 min per tool per run: every closed port costs ~1 s)
+# Each scenario gets a fresh lab.  masscan only runs the TCP scenario.
 #
 # Environment:
-#   N=5               runs per tool (median wall time is reported)
-#   RAWSCAN_ARGS=""   extra arguments for rawscan (e.g. "--rate 50000")
-#   RAWSCAN_BIN=...   binary to use (default: cargo build --release)
+#   N=5                   TCP runs per tool (median wall time is reported)
+#   N_UDP=1               UDP runs per tool and scenario
+#   RAWSCAN_ARGS="-T4"    rawscan's TCP timing (same template as nmap's -T4)
+#   NMAP_ARGS="-T4"       nmap's TCP timing
+#   RAWSCAN_UDP_ARGS=""   extra rawscan arguments for the UDP scenarios
+#   NMAP_UDP_ARGS=""      extra nmap arguments for the UDP scenarios
+#   RAWSCAN_BIN=...       binary to use (default: cargo build --release)
 #   TOOLS="rawscan nmap masscan"   which tools to run
+#   SCENARIOS="tcp udp-top100 udp-1024"
 #
 # Lab: scanner namespace 198.18.0.1 <-veth-> target namespace 198.18.0.2, no
 # default route anywhere, unique names rs-<pid>-b-{s,t}, removed on exit.  The
 # only address ever scanned is 198.18.0.2 inside the target namespace.  Runs
 # hold /tmp/rawscan-lab.lock (as the Rust lab tests do), so benches and lab
-# tests never overlap on the 2 cores.
+# tests never overlap on the 2 cores.  The UDP services (dnsmasq, chronyd,
+# snmpd, a python echo) run only inside the target namespace, bound to
+# 198.18.0.2, with their config and state in the bench's temp directory.
 #
-# Layout (to extend, e.g. with UDP): setup_* build the target side of a
-# scenario and write its truth file; run_<tool>_<proto> run one scan and
-# write "port state" lines; bench_tool times N runs of one tool and checks each
-# against the truth; scenario_* tie them together; main picks scenarios.
+# Layout: setup_* build the target side of a scenario and write its truth
+# file; run_<tool>_<proto> run one scan and write the tool's output;
+# bench_tool times the runs of one tool and checks each against the truth;
+# scenario_* tie them together; main picks scenarios.
 set -euo pipefail
 
 N=${N:-5}
-RAWSCAN_ARGS=${RAWSCAN_ARGS:-}
+N_UDP=${N_UDP:-1}
+RAWSCAN_ARGS=${RAWSCAN_ARGS--T4}
+NMAP_ARGS=${NMAP_ARGS--T4}
+RAWSCAN_UDP_ARGS=${RAWSCAN_UDP_ARGS:-}
+NMAP_UDP_ARGS=${NMAP_UDP_ARGS:-}
 TOOLS=${TOOLS:-"rawscan nmap masscan"}
+SCENARIOS=${SCENARIOS:-"tcp udp-top100 udp-1024"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 SCANNER_IP=198.18.0.1
@@ -38,9 +58,21 @@ NFT_TABLE=rawscan_lab
 TCP_OPEN=(1 22 80 443 1999 8080 31337 65535)
 TCP_DROPPED=(81 1500 40000)
 TCP_ADMIN=113
+# Target set-up of the UDP scenarios (same shape as tests/lab_udp.rs): echo
+# on 7, dnsmasq on 53, chronyd on 123, snmpd on 161; drops and the
+# admin-prohibited port are all in the top-100 UDP ports.
+UDP_OPEN=(7 53 123 161)
+UDP_DROPPED=(49 69 500)
+UDP_ADMIN=138
+# Kernel defaults of the target's ICMP limits, and the time the per-peer
+# bucket needs to refill to its burst of 6 (1 token per second).
+ICMP_RATELIMIT=1000
+ICMP_MSGS_PER_SEC=1000
+ICMP_MSGS_BURST=50
+ICMP_REFILL=6.3
 
 WORK=""
-LISTENER_PID=""
+PIDS=()
 declare -A MEDIAN=()
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
@@ -50,14 +82,23 @@ log() { echo "# $*" >&2; }
 # Lab
 # --------------------------------------------------------------------------
 
-cleanup() {
-    local rc=$?
-    if [ -n "$LISTENER_PID" ]; then
-        kill "$LISTENER_PID" 2>/dev/null || true
-        wait "$LISTENER_PID" 2>/dev/null || true
-    fi
+# Stop everything started in the target namespace, delete the namespaces.
+lab_down() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
     ip netns del "$S" 2>/dev/null || true
     ip netns del "$T" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    lab_down
     [ -n "$WORK" ] && rm -rf "$WORK"
     exit "$rc"
 }
@@ -111,6 +152,7 @@ mac_of() { # ns ifname
 # closing connections so a connect scan never fills a backlog.
 tcp_listen() { # ports...
     local ready="$WORK/listener.ready"
+    rm -f "$ready"
     ip netns exec "$T" python3 - "$ready" "$@" <<'EOF' &
 import select, socket, sys
 ready, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
@@ -130,11 +172,12 @@ while True:
         except OSError:
             pass
 EOF
-    LISTENER_PID=$!
+    local pid=$!
+    PIDS+=("$pid")
     local i
     for i in $(seq 100); do
         [ -e "$ready" ] && return 0
-        kill -0 "$LISTENER_PID" 2>/dev/null || die "listener failed"
+        kill -0 "$pid" 2>/dev/null || die "listener failed"
         sleep 0.05
     done
     die "listener not ready"
@@ -142,24 +185,138 @@ EOF
 
 nft_target() { ip netns exec "$T" nft "$@"; }
 
+# A program in the target namespace, in the background (ip netns exec execs
+# it, so $! is the program itself; lab_down kills it).
+in_target_bg() { # log cmd args...
+    local log=$1
+    shift
+    ip netns exec "$T" "$@" >"$log" 2>&1 &
+    PIDS+=("$!")
+}
+
+# Wait until something in the target is bound to PORT/udp (so the answer
+# checks below draw no ICMP port-unreachable).
+wait_udp_bound() { # port
+    local i
+    for i in $(seq 300); do
+        if ip netns exec "$T" ss -Hlnu | awk '{print $4}' | grep -q ":$1\$"; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    cat "$WORK"/daemons/*.log >&2 2>/dev/null || true
+    die "nothing bound to $1/udp in the target after 15 s"
+}
+
+# UDP services of the target, only inside the target namespace: a python
+# echo on 7, dnsmasq on 53, chronyd on 123, snmpd on 161 (the daemons bound
+# to 198.18.0.2, config and state under $WORK/daemons).
+udp_services() {
+    local d="$WORK/daemons" p
+    mkdir -p "$d"
+    in_target_bg "$d/echo.log" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)'
+    # dnsmasq: no upstream; answers version.bind CH TXT itself.
+    in_target_bg "$d/dnsmasq.log" dnsmasq --no-daemon --log-facility=- \
+        --conf-file=/dev/null --no-resolv --no-hosts --port=53 \
+        --listen-address="$TARGET_IP" --bind-interfaces \
+        --pid-file="$d/dnsmasq.pid" --user=root --group=root
+    # chronyd: NTP server with no sources, no clock control, no command port.
+    printf '%s\n' "port 123" "bindaddress $TARGET_IP" "allow all" "cmdport 0" \
+        "bindcmdaddress /" "pidfile $d/chronyd.pid" "driftfile $d/chrony.drift" \
+        >"$d/chrony.conf"
+    in_target_bg "$d/chronyd.log" chronyd -4 -d -x -u root -f "$d/chrony.conf"
+    # snmpd: community public, no SMUX (199/tcp), state under $d.
+    echo "rocommunity public" >"$d/snmpd.conf"
+    in_target_bg "$d/snmpd.log" env SNMP_PERSISTENT_DIR="$d/snmp" SNMPCONFPATH="$d" \
+        MIBDIRS="$d/no-mibs" MIBS= snmpd -f -Lo -C -c "$d/snmpd.conf" \
+        -p "$d/snmpd.pid" -I -smux "udp:$TARGET_IP:161"
+    for p in "${UDP_OPEN[@]}"; do
+        wait_udp_bound "$p"
+    done
+    # Each service answers a real request, matched on its ID.
+    ip netns exec "$S" python3 "$WORK/udpcheck.py" "$TARGET_IP" "${UDP_OPEN[@]}" ||
+        die "UDP services not answering (logs in $d)"
+}
+
+# The kernel's default ICMP limits in the target (a namespace's own values
+# may differ): ~1 error per second per peer after a burst of 6.
+icmp_kernel_default() {
+    ip netns exec "$T" sysctl -q -w net.ipv4.icmp_ratemask=6168 \
+        net.ipv4.icmp_ratelimit="$ICMP_RATELIMIT" \
+        net.ipv4.icmp_msgs_per_sec="$ICMP_MSGS_PER_SEC" \
+        net.ipv4.icmp_msgs_burst="$ICMP_MSGS_BURST"
+}
+
 # --------------------------------------------------------------------------
 # Helpers: truth, parsing, comparison (python3)
 # --------------------------------------------------------------------------
 
 write_helper() {
-    cat >"$WORK/helper.py" <<'EOF'
+    cat >"$WORK/helper.py" <<'PY'
 import re, sys
+from collections import Counter
 
-def truth(out, open_, dropped, admin):
-    st = {p: "closed" for p in range(1, 65536)}
-    for p in open_: st[p] = "open"
-    for p in dropped + admin: st[p] = "filtered"
+def write_truth(out, st):
     with open(out, "w") as f:
         for p in range(1, 65536):
-            f.write(f"{p} {st[p]}\n")
+            f.write(f"{p} {st.get(p, 'closed')}\n")
+
+def truth(out, open_, dropped, admin):
+    """TCP: dropped and admin-prohibited are both filtered."""
+    st = {p: "open" for p in open_}
+    for p in dropped + admin: st[p] = "filtered"
+    write_truth(out, st)
+
+def truth_udp(out, open_, dropped, admin):
+    """UDP: a drop is open|filtered, admin-prohibited filtered."""
+    st = {p: "open" for p in open_}
+    for p in dropped: st[p] = "open|filtered"
+    for p in admin: st[p] = "filtered"
+    write_truth(out, st)
+
+def expand(spec):
+    out = set()
+    for part in filter(None, spec.split(",")):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+def xml_scanned(path, proto):
+    """Ports the run scanned, from <scaninfo protocol=... services=...>."""
+    text = open(path, errors="replace").read()
+    for m in re.finditer(r"<scaninfo [^>]*>", text):
+        tag = m.group(0)
+        if f'protocol="{proto}"' in tag:
+            s = re.search(r'\sservices="([^"]*)"', tag)
+            return expand(s.group(1)) if s else set()
+    return None
+
+def xml_states(path, proto):
+    """Every port's state from nmap-style XML: <port> elements plus the
+    ports= lists of <extrareasons> (rawscan and nmap >= 7.80 write them)."""
+    text = open(path, errors="replace").read()
+    got = {}
+    for m in re.finditer(r'<port protocol="(\w+)" portid="(\d+)">\s*<state state="([^"]+)"', text):
+        if m.group(1) == proto:
+            got[int(m.group(2))] = m.group(3)
+    for m in re.finditer(r'<extraports state="([^"]+)"[^>]*>(.*?)</extraports>', text, re.S):
+        for r in re.finditer(r"<extrareasons [^>]*>", m.group(2)):
+            tag = r.group(0)
+            pr = re.search(r'proto="(\w+)"', tag)
+            ps = re.search(r'ports="([^"]*)"', tag)
+            if ps and (not pr or pr.group(1) == proto):
+                for p in expand(ps.group(1)):
+                    got[p] = m.group(1)
+    return got
 
 def parse_rawscan(path, proto):
-    """rawscan normal output -> {port: state} for every scanned port."""
+    """rawscan normal output -> ({port: state} rows, [(count, state)] groups)."""
     rows, groups = {}, []
     for line in open(path, errors="replace"):
         m = re.match(r"^(\d+)/(tcp|udp)\s+(\S+)\s+(\S+)(?:\s+(.+))?$", line.rstrip())
@@ -195,44 +352,116 @@ def parse_masscan(path, proto):
             rows[int(w[2])] = "open"
     return rows, None
 
-def compare(truth_path, fmt, path, proto):
+def compare(truth_path, fmt, path, proto, xml=""):
+    """Print 'exact', or 'WRONG k/n ports: truth->got xN (ports...); ...'.
+    With an XML file, only the ports the run scanned count (from its
+    scaninfo), and ports the primary output leaves ambiguous (several
+    'Not shown' groups, or nmap -oG's single 'Ignored State') are read from
+    the XML's extraports lists."""
     tr = {}
     for line in open(truth_path):
         p, s = line.split()
         tr[int(p)] = s
+    if xml:
+        scanned = xml_scanned(xml, proto)
+        if not scanned:
+            print(f"WRONG: no {proto} scaninfo in {xml}")
+            return
+        tr = {p: tr[p] for p in sorted(scanned)}
     rows, groups = {"rawscan": parse_rawscan, "nmap": parse_nmap_grep,
                     "masscan": parse_masscan}[fmt](path, proto)
     rows.pop(0, None)  # masscan scans port 0 too
     problems = []
-    got_open = {p for p, s in rows.items() if s == "open"}
-    want_open = {p for p, s in tr.items() if s == "open"}
-    if got_open != want_open:
-        problems.append(f"open: missing {sorted(want_open - got_open)[:10]} "
-                        f"extra {sorted(got_open - want_open)[:10]}")
-    if groups is not None:  # tools that report every state
-        unlisted = [p for p in tr if p not in rows]
-        if sum(c for c, _ in groups) != len(unlisted) or (unlisted and len(groups) != 1):
-            problems.append(f"'Not shown' {groups} does not cover {len(unlisted)} unlisted ports")
-        else:
-            got = dict(rows)
-            for p in unlisted:
-                got[p] = groups[0][1]
-            for state in ("filtered", "closed"):
-                g = {p for p, s in got.items() if s == state}
-                w = {p for p, s in tr.items() if s == state}
-                if g != w:
-                    problems.append(f"{state}: missing {sorted(w - g)[:10]} "
-                                    f"extra {sorted(g - w)[:10]} ({len(g)} vs {len(w)})")
-    print("exact" if not problems else "WRONG " + "; ".join(problems))
+    if groups is None:  # masscan: open ports only
+        got_open = {p for p, s in rows.items() if s == "open"}
+        want_open = {p for p, s in tr.items() if s == "open"}
+        if got_open != want_open:
+            problems.append(f"open: missing {sorted(want_open - got_open)[:10]} "
+                            f"extra {sorted(got_open - want_open)[:10]}")
+        print("exact" if not problems else "WRONG " + "; ".join(problems))
+        return
+    extra = sorted(p for p in rows if p not in tr)
+    if extra:
+        problems.append(f"rows for unscanned ports {extra[:10]}")
+    got = dict(rows)
+    unlisted = [p for p in tr if p not in rows]
+    source = ""
+    if unlisted and len(groups) == 1 and groups[0][0] == len(unlisted):
+        for p in unlisted:
+            got[p] = groups[0][1]
+    elif unlisted and xml:
+        xs = xml_states(xml, proto)
+        for p in unlisted:
+            if p in xs:
+                got[p] = xs[p]
+        source = " (collapsed ports from XML)"
+    elif unlisted:
+        problems.append(f"'Not shown' {groups} does not cover {len(unlisted)} unlisted ports")
+    bad = {p: (s, got.get(p, "missing")) for p, s in tr.items() if got.get(p) != s}
+    if bad:
+        kinds = Counter(bad.values())
+        desc = "; ".join(
+            f"{t}->{g} x{n} ({','.join(str(p) for p, v in sorted(bad.items()) if v == (t, g))[:60]})"
+            for (t, g), n in kinds.most_common())
+        problems.append(f"{len(bad)}/{len(tr)} ports: {desc}")
+    if problems:
+        print("WRONG " + "; ".join(problems) + source)
+    else:
+        print(f"exact ({len(tr)} ports){source}")
 
 if __name__ == "__main__":
     cmd = sys.argv[1]
-    if cmd == "truth":
+    if cmd in ("truth", "truth_udp"):
         lists = [[int(x) for x in a.split(",") if x] for a in sys.argv[3:6]]
-        truth(sys.argv[2], *lists)
+        (truth if cmd == "truth" else truth_udp)(sys.argv[2], *lists)
     elif cmd == "compare":
-        compare(*sys.argv[2:6])
-EOF
+        compare(*sys.argv[2:])
+PY
+    cat >"$WORK/udpcheck.py" <<'PY'
+# Check that each UDP service of the target answers a real request, matched
+# on its ID (run in the scanner namespace; retries for 15 s per port).
+import socket, struct, sys, time
+
+def probe(port, n):
+    if port == 53:  # DNS QUERY version.bind CH TXT
+        q = (struct.pack(">H", n & 0xFFFF) + bytes([0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+             + b"\x07version\x04bind\x00\x00\x10\x00\x03")
+        return q, lambda r: len(r) >= 12 and r[:2] == q[:2] and r[2] & 0x80
+    if port == 123:  # NTPv4 client mode; origin timestamp echoes ours
+        q = bytes([0x23]) + bytes(39) + struct.pack(">Q", n)
+        return q, lambda r: len(r) >= 48 and r[0] & 7 == 4 and r[24:32] == q[40:48]
+    if port == 161:  # SNMPv1 GetRequest sysDescr.0, community public
+        # 0x40000000 set: the agent's minimal BER encoding keeps 4 bytes.
+        rid = struct.pack(">I", (n & 0x3FFFFFFF) | 0x40000000)
+        q = (bytes.fromhex("302902010004067075626c6963a01c0204") + rid
+             + bytes.fromhex("020100020100300e300c06082b060102010101000500"))
+        return q, lambda r: 0xA2 in r and b"\x02\x04" + rid in r
+    q = b"rawscan-bench echo %d" % n
+    return q, lambda r: r == q
+
+target, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+for port in ports:
+    deadline = time.time() + 15
+    n = 0
+    while True:
+        n += 1
+        q, ok = probe(port, n)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.3)
+        try:
+            s.connect((target, port))
+            s.send(q)
+            if ok(s.recv(65535)):
+                break
+        except OSError:
+            pass
+        finally:
+            s.close()
+        if time.time() > deadline:
+            sys.exit(f"{port}/udp: no valid answer in 15 s")
+        time.sleep(0.1)
+    print(f"# {port}/udp answers", file=sys.stderr)
+PY
 }
 
 csv() { local IFS=,; echo "$*"; }
@@ -257,13 +486,30 @@ build_rawscan() {
     [ -x "$RAWSCAN" ] || die "no rawscan binary at $RAWSCAN"
 }
 
+# args_<tool>_<proto> OUTFILE: the tool's arguments (printed once per
+# scenario, then run).  No argument contains a space, so the runners split
+# them on purpose.
+args_rawscan_tcp() { echo "-sS -p- -n ${RAWSCAN_ARGS:+$RAWSCAN_ARGS }$TARGET_IP"; }
+args_nmap_tcp() { echo "-sS -p- -n -Pn ${NMAP_ARGS:+$NMAP_ARGS }-oG - $TARGET_IP"; }
+args_masscan_tcp() { echo "-p0-65535 $TARGET_IP --rate 100000 --wait 1 (+ adapter, MACs, -oL FILE)"; }
+# UDP_PORTS ("--top-ports 100", "-p 1-1024") is set by the scenario.  The
+# XML output is only read for the list of scanned ports (scaninfo) and, when
+# the primary output collapses several states, for their port lists.
+args_rawscan_udp() { echo "-sU $UDP_PORTS -n ${RAWSCAN_UDP_ARGS:+$RAWSCAN_UDP_ARGS }-oX $1.xml $TARGET_IP"; }
+args_nmap_udp() { echo "-sU $UDP_PORTS -n -Pn ${NMAP_UDP_ARGS:+$NMAP_UDP_ARGS }-oG - -oX $1.xml $TARGET_IP"; }
+
+# shellcheck disable=SC2086  # the argument lists are split on purpose
 run_rawscan_tcp() { # outfile
-    # shellcheck disable=SC2086  # RAWSCAN_ARGS is split on purpose
-    ip netns exec "$S" timeout 300 "$RAWSCAN" -sS -p- -n $RAWSCAN_ARGS "$TARGET_IP" >"$1" 2>"$1.err"
+    local args
+    args=$(args_rawscan_tcp "$1")
+    ip netns exec "$S" timeout 300 "$RAWSCAN" $args >"$1" 2>"$1.err"
 }
 
+# shellcheck disable=SC2086
 run_nmap_tcp() {
-    ip netns exec "$S" timeout 300 nmap -sS -p- -n -Pn -T4 -oG - "$TARGET_IP" >"$1" 2>"$1.err"
+    local args
+    args=$(args_nmap_tcp "$1")
+    ip netns exec "$S" timeout 300 nmap $args >"$1" 2>"$1.err"
 }
 
 run_masscan_tcp() {
@@ -288,12 +534,36 @@ run_masscan_tcp() {
     [ "$rc" = 0 ] || [ "$rc" = 124 ]
 }
 
-# bench_tool TOOL PROTO TRUTH: N timed runs, accuracy of each, median time.
+# shellcheck disable=SC2086
+run_rawscan_udp() {
+    local args
+    args=$(args_rawscan_udp "$1")
+    ip netns exec "$S" timeout "$UDP_TIMEOUT" "$RAWSCAN" $args >"$1" 2>"$1.err"
+}
+
+# shellcheck disable=SC2086
+run_nmap_udp() {
+    local args
+    args=$(args_nmap_udp "$1")
+    ip netns exec "$S" timeout "$UDP_TIMEOUT" nmap $args >"$1" 2>"$1.err"
+}
+
+# Before every UDP run (untimed): let the target's per-peer ICMP bucket
+# refill to its burst, so no tool starts with the budget the previous run
+# spent.
+before_udp() { sleep "$ICMP_REFILL"; }
+
+# bench_tool TOOL PROTO LABEL TRUTH RUNS: timed runs, accuracy of each,
+# median time (MEDIAN[TOOL-LABEL]).
 bench_tool() {
-    local tool=$1 proto=$2 truth=$3 i t0 t1 out verdict exact=0
+    local tool=$1 proto=$2 label=$3 truth=$4 runs=$5 i t0 t1 out xml verdict exact=0
     local times=()
-    for i in $(seq "$N"); do
-        out="$WORK/$tool-$proto-$i.txt"
+    printf '  %-8s args: %s %s\n' "$tool" "$tool" "$(args_"${tool}"_"${proto}" FILE)"
+    for i in $(seq "$runs"); do
+        out="$WORK/$tool-$label-$i.txt"
+        if declare -F "before_$proto" >/dev/null; then
+            "before_$proto"
+        fi
         t0=$(date +%s.%N)
         if ! "run_${tool}_${proto}" "$out"; then
             echo "  $tool run $i FAILED:" >&2
@@ -302,23 +572,25 @@ bench_tool() {
         fi
         t1=$(date +%s.%N)
         times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')")
-        verdict=$(python3 "$WORK/helper.py" compare "$truth" "$tool" "$out" "$proto")
-        [ "$verdict" = exact ] && exact=$((exact + 1))
-        printf '  %-8s run %d: %7.3fs  %s\n' "$tool" "$i" "${times[-1]}" "$verdict"
+        xml=""
+        [ -e "$out.xml" ] && xml="$out.xml"
+        verdict=$(python3 "$WORK/helper.py" compare "$truth" "$tool" "$out" "$proto" "$xml")
+        [[ $verdict == exact* ]] && exact=$((exact + 1))
+        printf '  %-8s run %d: %8.3fs  %s\n' "$tool" "$i" "${times[-1]}" "$verdict"
     done
     if [ "${#times[@]}" -eq 0 ]; then
-        MEDIAN[$tool-$proto]=""
-        printf '%-8s %-4s no successful run\n' "$tool" "$proto"
+        MEDIAN[$tool-$label]=""
+        printf '%-8s %-10s no successful run\n' "$tool" "$label"
         return
     fi
-    MEDIAN[$tool-$proto]=$(printf '%s\n' "${times[@]}" | median)
+    MEDIAN[$tool-$label]=$(printf '%s\n' "${times[@]}" | median)
     local scope="all states"
     [ "$tool" = masscan ] && scope="open ports only"
-    printf '%-8s %-4s median %7.3fs over %d runs; exact (%s) in %d/%d runs\n' \
-        "$tool" "$proto" "${MEDIAN[$tool-$proto]}" "${#times[@]}" "$scope" "$exact" "$N"
+    printf '%-8s %-10s median %8.3fs over %d runs; exact (%s) in %d/%d runs\n' \
+        "$tool" "$label" "${MEDIAN[$tool-$label]}" "${#times[@]}" "$scope" "$exact" "$runs"
 }
 
-ratios() { # proto
+ratios() { # label
     local base=${MEDIAN[rawscan-$1]:-} tool m
     [ -n "$base" ] || return 0
     for tool in $TOOLS; do
@@ -331,10 +603,10 @@ ratios() { # proto
 }
 
 # --------------------------------------------------------------------------
-# Scenarios
+# Scenarios (each on a fresh lab)
 # --------------------------------------------------------------------------
 
-setup_tcp() { # -> truth file path on stdout
+setup_tcp() {
     tcp_listen "${TCP_OPEN[@]}"
     nft_target add rule inet "$NFT_TABLE" input tcp dport "{ $(csv "${TCP_DROPPED[@]}" | sed 's/,/, /g') }" drop
     nft_target add rule inet "$NFT_TABLE" input tcp dport "$TCP_ADMIN" reject with icmp type admin-prohibited
@@ -342,22 +614,64 @@ setup_tcp() { # -> truth file path on stdout
         "$(csv "${TCP_OPEN[@]}")" "$(csv "${TCP_DROPPED[@]}")" "$TCP_ADMIN"
 }
 
-scenario_tcp_full() {
+scenario_tcp() {
+    lab_up
     setup_tcp
     echo "== TCP, all 65535 ports: open ${TCP_OPEN[*]}; dropped ${TCP_DROPPED[*]}; admin-prohibited $TCP_ADMIN; rest closed"
     local tool
     for tool in $TOOLS; do
-        bench_tool "$tool" tcp "$WORK/truth-tcp.txt"
+        bench_tool "$tool" tcp tcp "$WORK/truth-tcp.txt" "$N"
     done
     ratios tcp
+    lab_down
+}
+
+setup_udp() {
+    udp_services
+    nft_target add rule inet "$NFT_TABLE" input udp dport "{ $(csv "${UDP_DROPPED[@]}" | sed 's/,/, /g') }" drop
+    nft_target add rule inet "$NFT_TABLE" input udp dport "$UDP_ADMIN" reject with icmp type admin-prohibited
+    python3 "$WORK/helper.py" truth_udp "$WORK/truth-udp.txt" \
+        "$(csv "${UDP_OPEN[@]}")" "$(csv "${UDP_DROPPED[@]}")" "$UDP_ADMIN"
+    icmp_kernel_default
+}
+
+scenario_udp() { # label ports-args timeout
+    local label=$1 tool
+    UDP_PORTS=$2
+    UDP_TIMEOUT=$3
+    lab_up
+    setup_udp
+    echo "== UDP $UDP_PORTS, default ICMP rate limit (icmp_ratelimit=$ICMP_RATELIMIT ms, msgs_per_sec=$ICMP_MSGS_PER_SEC, burst=$ICMP_MSGS_BURST):" \
+        "open ${UDP_OPEN[*]} (echo, dnsmasq, chronyd, snmpd); dropped ${UDP_DROPPED[*]} (open|filtered);" \
+        "admin-prohibited $UDP_ADMIN (filtered); rest closed"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp "$label" "$WORK/truth-udp.txt" "$N_UDP" ;;
+        *) echo "  $tool: no UDP scenario (skipped)" ;;
+        esac
+    done
+    ratios "$label"
+    lab_down
 }
 
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
-    local tool
+    local tool sc udp=0
+    for sc in $SCENARIOS; do
+        case $sc in
+        tcp) ;;
+        udp-top100 | udp-1024) udp=1 ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024)" ;;
+        esac
+    done
     for tool in ip nft python3 timeout flock; do
         command -v "$tool" >/dev/null || die "$tool is not installed"
     done
+    if [ "$udp" = 1 ]; then
+        for tool in ss dnsmasq chronyd snmpd; do
+            command -v "$tool" >/dev/null || die "$tool is not installed (UDP scenarios)"
+        done
+    fi
     for tool in $TOOLS; do
         [ "$tool" = rawscan ] || command -v "$tool" >/dev/null || die "$tool is not installed"
     done
@@ -369,8 +683,13 @@ main() {
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     write_helper
-    lab_up
-    scenario_tcp_full
+    for sc in $SCENARIOS; do
+        case $sc in
+        tcp) scenario_tcp ;;
+        udp-top100) scenario_udp udp-top100 "--top-ports 100" 1200 ;;
+        udp-1024) scenario_udp udp-1024 "-p 1-1024" 5400 ;;
+        esac
+    done
 }
 
 main "$@"

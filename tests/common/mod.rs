@@ -793,12 +793,17 @@ pub mod udp_probe {
     pub fn ntp_ok(ts: u64, r: &[u8]) -> bool {
         r.len() >= 48 && r[0] & 0x07 == 4 && r[24..32] == ts.to_be_bytes()
     }
-    /// SNMPv1 GetRequest sysDescr.0, community "public" (`rid` < 2^31).
+    /// The request-id actually sent for `rid`: bit 30 set, so the agent's
+    /// minimal BER encoding of it keeps all 4 bytes.
+    fn snmp_rid(rid: u32) -> [u8; 4] {
+        ((rid & 0x3fff_ffff) | 0x4000_0000).to_be_bytes()
+    }
+    /// SNMPv1 GetRequest sysDescr.0, community "public".
     pub fn snmp(rid: u32) -> Vec<u8> {
         let mut v = vec![0x30, 0x29, 0x02, 0x01, 0x00, 0x04, 0x06];
         v.extend_from_slice(b"public");
         v.extend_from_slice(&[0xA0, 0x1C, 0x02, 0x04]);
-        v.extend_from_slice(&(rid & 0x7fff_ffff).to_be_bytes());
+        v.extend_from_slice(&snmp_rid(rid));
         v.extend_from_slice(&[0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0E, 0x30, 0x0C]);
         v.extend_from_slice(&[0x06, 0x08, 0x2B, 0x06, 0x01, 0x02, 0x01, 0x01, 0x01, 0x00]);
         v.extend_from_slice(&[0x05, 0x00]);
@@ -806,7 +811,7 @@ pub mod udp_probe {
     }
     pub fn snmp_ok(rid: u32, r: &[u8]) -> bool {
         let mut want = vec![0x02, 0x04];
-        want.extend_from_slice(&(rid & 0x7fff_ffff).to_be_bytes());
+        want.extend_from_slice(&snmp_rid(rid));
         // GetResponse-PDU tag, and our request-id in it.
         r.contains(&0xA2) && r.windows(want.len()).any(|w| w == want.as_slice())
     }
@@ -1137,8 +1142,7 @@ impl Lab {
         ];
         self.spawn_daemon("snmpd", "snmpd", &args, &envs);
         let idx = self.daemons.len() - 1;
-        self.wait_udp_answer("snmpd", 161, Some(idx), |i| {
-            let rid = i & 0x7fff_ffff;
+        self.wait_udp_answer("snmpd", 161, Some(idx), |rid| {
             (
                 udp_probe::snmp(rid),
                 Box::new(move |r: &[u8]| udp_probe::snmp_ok(rid, r)),
