@@ -37,6 +37,9 @@ const FIRST_PACE: Duration = Duration::from_millis(100);
 /// Pace this much slower than the measured service interval (the target
 /// counts tokens in jiffies; a few percent absorbs the rounding).
 const MARGIN: f64 = 1.03;
+/// How long a host that has sent no ICMP at all is probed before its
+/// silence is believed (Linux refills one ICMP token per second).
+const SILENT_WINDOW: Duration = Duration::from_secs(3);
 /// Slowest pacing considered (a host answering less than this is treated
 /// as not answering).
 const MAX_PACE: Duration = Duration::from_secs(5);
@@ -67,11 +70,13 @@ struct Slow {
     /// Was this pass paced at a measured interval (so silence proves)?
     pass_measured: bool,
     answers: Vec<Instant>,
+    created: Instant,
 }
 
 impl Slow {
     fn new(now: Instant) -> Self {
         Slow {
+            created: now,
             queue: VecDeque::new(),
             inflight: HashSet::new(),
             unanswered: Vec::new(),
@@ -195,14 +200,18 @@ impl Pacer {
             }
             return None;
         }
-        let unanswered = f64::from(h.sent.saturating_sub(h.answered));
-        let throttled = h.icmp > 0 && unanswered > THROTTLED_SHARE * f64::from(h.sent.max(1));
-        if self.defeat && h.icmp > 0 {
-            return Some(no_response(key, PortState::ClosedFiltered));
+        if h.icmp > 0 {
+            if self.defeat {
+                return Some(no_response(key, PortState::ClosedFiltered));
+            }
+            let unanswered = f64::from(h.sent.saturating_sub(h.answered));
+            let throttled = unanswered > THROTTLED_SHARE * f64::from(h.sent.max(1));
+            if !throttled && h.slow.is_none() {
+                return Some(no_response(key, PortState::OpenFiltered));
+            }
         }
-        if !throttled && h.slow.is_none() {
-            return Some(no_response(key, PortState::OpenFiltered));
-        }
+        // Throttled, or no ICMP seen from the host yet (its budget may be
+        // spent): the slow stage keeps the key until there is evidence.
         h.slow
             .get_or_insert_with(|| Slow::new(now))
             .queue
@@ -239,11 +248,33 @@ impl Pacer {
         let mut out = Vec::new();
         for h in self.hosts.values_mut() {
             let Some(s) = h.slow.as_mut() else { continue };
+            let silent = h.icmp == 0 && now >= s.created + SILENT_WINDOW;
+            if (self.defeat && h.icmp > 0) || silent {
+                // Evidence is in: the host answers ICMP (defeat mode asks
+                // for no waiting), or it stayed silent for the whole window
+                // while being probed (ICMP filtered: open|filtered).
+                let state = if silent {
+                    PortState::OpenFiltered
+                } else {
+                    PortState::ClosedFiltered
+                };
+                out.extend(
+                    s.queue
+                        .drain(..)
+                        .chain(s.unanswered.drain(..))
+                        .map(|k| no_response(k, state)),
+                );
+                if s.inflight.is_empty() {
+                    h.slow = None;
+                }
+                continue;
+            }
             if !s.pass_done() || s.pass_sent == 0 {
                 continue;
             }
             let answered = s.pass_answered;
-            if answered == 0 && (s.pass_measured || s.pace() >= MAX_PACE) {
+            let proven = h.icmp > 0 && (s.pass_measured || s.pace() >= MAX_PACE);
+            if answered == 0 && proven {
                 // Paced at the host's measured budget, and still silent.
                 out.extend(
                     s.unanswered
@@ -349,9 +380,19 @@ mod tests {
         limited: bool,
         defeat: bool,
     ) -> (HashMap<u16, PortState>, Duration) {
+        simulate_from(6.0, ports, dropped, limited, defeat)
+    }
+
+    fn simulate_from(
+        start_tokens: f64,
+        ports: u16,
+        dropped: &[u16],
+        limited: bool,
+        defeat: bool,
+    ) -> (HashMap<u16, PortState>, Duration) {
         let t0 = Instant::now();
         let mut tgt = Target {
-            tokens: 6.0,
+            tokens: start_tokens,
             burst: 6.0,
             interval: if limited {
                 Duration::from_secs(1)
@@ -452,11 +493,49 @@ mod tests {
         assert!(took < Duration::from_secs(1), "took {took:?}");
     }
 
+    /// Regression: a target whose ICMP budget is already spent when the
+    /// scan starts (a second scan right after a first) sends no ICMP during
+    /// the fast stage; its closed ports must not be decided by that silence.
     #[test]
-    fn silent_hosts_are_open_filtered_at_once() {
+    fn an_empty_budget_at_the_start_is_not_taken_for_silence() {
+        let dropped = [5, 40];
+        let (r, _) = simulate_from(0.0, 60, &dropped, true, false);
+        for port in 1..=60u16 {
+            let want = if dropped.contains(&port) {
+                PortState::OpenFiltered
+            } else {
+                PortState::Closed
+            };
+            assert_eq!(r[&port], want, "port {port}");
+        }
+        let (r, took) = simulate_from(0.0, 60, &dropped, true, true);
+        assert!(r.values().all(|s| *s != PortState::OpenFiltered), "{r:?}");
+        assert_eq!(r[&5], PortState::ClosedFiltered);
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
+
+    #[test]
+    fn hosts_that_never_send_icmp_are_open_filtered_after_the_window() {
+        // Every port dropped: no ICMP ever.
+        let all: Vec<u16> = (1..=50).collect();
+        let (r, took) = simulate(50, &all, true, false);
+        assert!(r.values().all(|s| *s == PortState::OpenFiltered));
+        assert!(
+            took < SILENT_WINDOW + Duration::from_secs(2),
+            "took {took:?}"
+        );
+    }
+
+    #[test]
+    fn hosts_answering_icmp_promptly_decide_silence_at_once() {
         let mut p = Pacer::new(false);
         let now = Instant::now();
-        p.on_first_send(&key(1));
+        for port in 1..=10 {
+            p.on_first_send(&key(port));
+        }
+        for port in 2..=10 {
+            p.on_reply(&key(port), Reason::PortUnreach, now);
+        }
         let r = p.on_expired(key(1), now).unwrap();
         assert_eq!(r.state, PortState::OpenFiltered);
         assert!(p.is_idle());
