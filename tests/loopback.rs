@@ -18,7 +18,10 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn connect_scan_survives_a_tiny_fd_limit() {
     if Command::new("prlimit").arg("--version").output().is_err() {
-        assert!(std::env::var("RAWSCAN_REQUIRE_LAB").as_deref() != Ok("1"), "prlimit (util-linux) missing");
+        assert!(
+            std::env::var("RAWSCAN_REQUIRE_LAB").as_deref() != Ok("1"),
+            "prlimit (util-linux) missing"
+        );
         eprintln!("skipping: prlimit not installed");
         return;
     }
@@ -26,14 +29,32 @@ fn connect_scan_survives_a_tiny_fd_limit() {
     let port = listener.local_addr().unwrap().port();
     let spec = format!("1-1500,{port}");
     let out = Command::new("prlimit")
-        .args(["--nofile=40:40", "--", BIN, "-sT", "--reason", "-p", &spec, "127.0.0.1"])
+        .args([
+            "--nofile=40:40",
+            "--",
+            BIN,
+            "-sT",
+            "--reason",
+            "-p",
+            &spec,
+            "127.0.0.1",
+        ])
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "exit {:?}\n{stdout}\n{stderr}", out.status);
-    assert!(!stderr.contains("Too many open files") && !stderr.contains("panicked"), "{stderr}");
     assert!(
-        stdout.lines().any(|l| l.starts_with(&format!("{port}/tcp")) && l.contains(" open ")),
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        !stderr.contains("Too many open files") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{port}/tcp")) && l.contains(" open ")),
         "listener port {port} not open:\n{stdout}"
     );
     // Every port is accounted for: listed rows plus the collapsed count.
@@ -64,6 +85,9 @@ fn a_closed_stdout_ends_quietly() {
     drop(stdout);
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
-    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
