@@ -106,6 +106,63 @@ const MAX_OUTSTANDING: usize = 1 << 20;
 /// Shortest sleep between sending rounds: each round sends a batch.
 const TICK: Duration = Duration::from_millis(1);
 
+/// Where the next probe's key comes from, in priority order: a paced UDP
+/// re-probe, a retry, a key carried over from an interrupted run, then
+/// the next new key in permutation order.
+struct Feed<'p> {
+    plan: &'p Plan,
+    perm: Permutation,
+    next_index: u64,
+    total: u64,
+    carry: VecDeque<ProbeKey>,
+    retries: VecDeque<ProbeKey>,
+    /// Most keys in the table at once (the backend's limit).
+    cap: usize,
+}
+
+impl Feed<'_> {
+    /// The next key to send, recorded in the table as sent at `now`.
+    fn next(&mut self, table: &mut Table, pacer: &mut Pacer, now: Instant) -> Option<ProbeKey> {
+        if let Some(k) = pacer.next_probe(now) {
+            table.sent_once(k, now);
+            return Some(k);
+        }
+        while let Some(k) = self.retries.pop_front() {
+            // A retry resolved while it waited is dropped here.
+            if table.contains(&k) {
+                table.sent(k, now);
+                return Some(k);
+            }
+        }
+        if table.len() >= self.cap {
+            return None;
+        }
+        let key = match self.carry.pop_front() {
+            Some(k) => k,
+            None if self.next_index < self.total => {
+                let idx = self.perm.get(self.next_index);
+                self.next_index += 1;
+                self.plan.key_at(idx)?
+            }
+            None => return None,
+        };
+        pacer.on_first_send(&key);
+        table.sent(key, now);
+        Some(key)
+    }
+
+    /// Is there something to send once the rate allows?
+    fn ready(&self, table: &Table) -> bool {
+        !self.retries.is_empty()
+            || (table.len() < self.cap && (!self.carry.is_empty() || self.next_index < self.total))
+    }
+
+    /// No retry, carried or new key is left.
+    fn exhausted(&self) -> bool {
+        self.retries.is_empty() && self.carry.is_empty() && self.next_index >= self.total
+    }
+}
+
 /// Decided-result bookkeeping shared by the loop's steps.
 struct Tally<'a> {
     sink: &'a mut dyn Sink,
@@ -153,16 +210,20 @@ pub fn run(
 ) -> Summary {
     let started = Instant::now();
     let total = plan.total().unwrap_or(0);
-    let perm = Permutation::new(total, plan.seed);
-    let mut next_index = plan.start.min(total);
-    let mut carry: VecDeque<ProbeKey> = plan.carry.iter().copied().collect();
     let mut table = Table::new(plan.timing);
     let mut pacer = Pacer::new(plan.defeat_icmp_ratelimit);
     let mut bucket = TokenBucket::new(plan.rate, started);
-    let mut retries: VecDeque<ProbeKey> = VecDeque::new();
+    let mut feed = Feed {
+        plan,
+        perm: Permutation::new(total, plan.seed),
+        next_index: plan.start.min(total),
+        total,
+        carry: plan.carry.iter().copied().collect(),
+        retries: VecDeque::new(),
+        cap: backend.max_inflight.unwrap_or(MAX_OUTSTANDING),
+    };
     // A batch the backend had no room for; its keys are already in the table.
     let mut stalled: Option<Vec<Probe>> = None;
-    let cap = backend.max_inflight.unwrap_or(MAX_OUTSTANDING);
     let mut tally = Tally {
         sink,
         up: HashMap::new(),
@@ -194,7 +255,7 @@ pub fn run(
         // 2. Sweep timeouts; UDP silence goes to the pacer, which decides
         //    whether it is open|filtered or ICMP rate limiting.
         let swept = table.sweep(now);
-        retries.extend(swept.retry);
+        feed.retries.extend(swept.retry);
         for key in swept.expired {
             match key.proto {
                 Proto::Tcp => tally.emit(PortResult {
@@ -233,38 +294,7 @@ pub fn run(
             while !backlogged && drain_until.is_none() {
                 let mut batch = Vec::with_capacity(PROBE_BATCH);
                 while batch.len() < PROBE_BATCH && bucket.try_take(now) {
-                    if let Some(k) = pacer.next_probe(now) {
-                        batch.push(Probe {
-                            key: k,
-                            timeout: table.timeout(),
-                        });
-                        table.sent_once(k, now);
-                        continue;
-                    }
-                    let key = loop {
-                        match retries.pop_front() {
-                            Some(k) if table.contains(&k) => break Some(k),
-                            Some(_) => continue,
-                            None => break None,
-                        }
-                    };
-                    let key = match key {
-                        Some(k) => Some(k),
-                        None if table.len() >= cap => None,
-                        None => match carry.pop_front() {
-                            Some(k) => Some(k),
-                            None if next_index < total => {
-                                let k = plan.key_at(perm.get(next_index));
-                                next_index += 1;
-                                if let Some(k) = &k {
-                                    pacer.on_first_send(k);
-                                }
-                                k
-                            }
-                            None => None,
-                        },
-                    };
-                    let Some(key) = key else {
+                    let Some(key) = feed.next(&mut table, &mut pacer, now) else {
                         bucket.refund();
                         break;
                     };
@@ -272,7 +302,6 @@ pub fn run(
                         key,
                         timeout: table.timeout(),
                     });
-                    table.sent(key, now);
                 }
                 if batch.is_empty() {
                     break;
@@ -304,12 +333,7 @@ pub fn run(
         }
 
         // 4. Done?
-        let finished = next_index >= total
-            && carry.is_empty()
-            && table.is_empty()
-            && retries.is_empty()
-            && stalled.is_none()
-            && pacer.is_idle();
+        let finished = feed.exhausted() && table.is_empty() && stalled.is_none() && pacer.is_idle();
         if finished || drain_until.is_some_and(|d| now >= d) {
             break;
         }
@@ -323,11 +347,9 @@ pub fn run(
         if let Some(d) = pacer.next_wake().filter(|_| sending) {
             wake = wake.min(d.saturating_duration_since(now));
         }
-        let has_work =
-            stalled.is_some() || !retries.is_empty() || !carry.is_empty() || next_index < total;
-        if sending && has_work && (table.len() < cap || !retries.is_empty()) {
+        if sending && feed.ready(&table) {
             wake = wake.min(bucket.wait(now).max(TICK));
-        } else if backlogged {
+        } else if backlogged || stalled.is_some() {
             wake = wake.min(TICK);
         }
         if let Some(d) = drain_until {
@@ -352,7 +374,7 @@ pub fn run(
     let interrupted = interrupts.load(Ordering::Relaxed) > 0;
     let mut undecided: Vec<ProbeKey> = Vec::new();
     if interrupted {
-        undecided.extend(carry);
+        undecided.extend(feed.carry.iter().copied());
         undecided.extend(table.keys());
         undecided.extend(pacer.undecided());
         undecided.sort();
@@ -368,7 +390,7 @@ pub fn run(
         malformed: Counters::get(&counters.malformed),
         bad_cookie: Counters::get(&counters.bad_cookie),
         interrupted,
-        next_index,
+        next_index: feed.next_index,
         undecided,
     };
     backend.join();
