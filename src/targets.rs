@@ -167,10 +167,13 @@ pub fn parse_hosts(
 }
 
 /// Split a list of tokens on commas and whitespace (for `--exclude` and
-/// files given with `-iL`).
+/// files given with `-iL`); `#` starts a comment that runs to the end of
+/// its line.
 pub fn split_tokens(s: &str) -> Vec<String> {
-    s.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|t| !t.is_empty() && !t.starts_with('#'))
+    s.lines()
+        .map(|line| line.split('#').next().unwrap_or(""))
+        .flat_map(|line| line.split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -542,6 +545,17 @@ mod tests {
             let e = hosts(&[bad], &[]).unwrap_err();
             assert!(e.0.contains(bad), "{bad}: {e}");
         }
+    }
+
+    /// Regression: words of a comment line were taken for hostnames.
+    #[test]
+    fn target_lists_skip_comments() {
+        let text =
+            "198.18.0.1\n# lab hosts follow\n198.18.0.2, 198.18.0.3 # two more\n\n  198.18.0.4\n";
+        assert_eq!(
+            split_tokens(text),
+            vec!["198.18.0.1", "198.18.0.2", "198.18.0.3", "198.18.0.4"]
+        );
     }
 
     #[test]
