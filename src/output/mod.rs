@@ -264,7 +264,29 @@ pub fn reported_hosts<'a>(
 /// Helpers for format tests that call lab tools (xmllint, ndiff).
 #[cfg(test)]
 pub(crate) mod testutil {
+    use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
     use std::path::Path;
+
+    /// A result for formatter tests.
+    pub fn res(
+        ip: &str,
+        port: u16,
+        proto: Proto,
+        state: PortState,
+        reason: Reason,
+        ttl: Option<u8>,
+    ) -> PortResult {
+        PortResult {
+            key: ProbeKey {
+                ip: ip.parse().expect("test address"),
+                port,
+                proto,
+            },
+            state,
+            reason,
+            ttl,
+        }
+    }
 
     /// Whether a lab tool or file is present. Missing: skip with a note,
     /// unless RAWSCAN_REQUIRE_LAB=1, where a missing tool fails the test.

@@ -114,29 +114,10 @@ impl<W: Write> Ndjson<W> {
 mod tests {
     use super::*;
     use crate::engine::HostInfo;
-    use crate::probe::{PortState, ProbeKey, Proto, Reason};
+    use crate::output::testutil::res;
+    use crate::probe::{PortState, Proto, Reason};
     use serde_json::Value;
     use std::time::{Duration, UNIX_EPOCH};
-
-    fn res(
-        ip: &str,
-        port: u16,
-        proto: Proto,
-        state: PortState,
-        reason: Reason,
-        ttl: Option<u8>,
-    ) -> PortResult {
-        PortResult {
-            key: ProbeKey {
-                ip: ip.parse().unwrap(),
-                port,
-                proto,
-            },
-            state,
-            reason,
-            ttl,
-        }
-    }
 
     /// Counts flushes, to show each line is flushed as it is written.
     #[derive(Default)]

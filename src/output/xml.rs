@@ -266,34 +266,15 @@ pub fn write(
 pub(crate) mod tests {
     use super::*;
     use crate::engine::HostInfo;
+    use crate::output::testutil::res;
     use crate::output::testutil::{lab_tool, scratch_file};
-    use crate::probe::{ProbeKey, Proto};
+    use crate::probe::Proto;
     use std::process::Command;
     use std::time::UNIX_EPOCH;
 
     const V4: &str = "198.18.0.2";
     const V4_DOWN: &str = "198.18.0.3";
     const V6: &str = "2001:db8::7";
-
-    fn res(
-        ip: &str,
-        port: u16,
-        proto: Proto,
-        state: PortState,
-        reason: Reason,
-        ttl: Option<u8>,
-    ) -> PortResult {
-        PortResult {
-            key: ProbeKey {
-                ip: ip.parse().unwrap(),
-                port,
-                proto,
-            },
-            state,
-            reason,
-            ttl,
-        }
-    }
 
     pub(crate) fn info() -> ScanInfo {
         ScanInfo {

@@ -321,6 +321,18 @@ const DHT: &[u8] = b"d1:ad2:id20:rawscan-dht-probe-ide1:q4:ping1:t4:\0\0\0\x001:
 // ---------------------------------------------------------------------------
 
 /// The payload table, ordered by port.
+/// An ONC RPC reply (RFC 5531 §9): msg_type REPLY, xid echoed at offset 0.
+const RPC_REPLY: Reply = Reply::At {
+    min: 12,
+    when: &[
+        Guard::Eq(4, 0),
+        Guard::Eq(5, 0),
+        Guard::Eq(6, 0),
+        Guard::Eq(7, 1), // msg_type REPLY
+    ],
+    at: 0,
+};
+
 static PAYLOADS: &[Payload] = &[
     Payload {
         name: "echo",
@@ -446,16 +458,7 @@ static PAYLOADS: &[Payload] = &[
             &[0, 0, 0, 0, 0, 0, 0, 0], // verf AUTH_NONE, length 0
         ],
         cookie: &[field(0, Enc::Be32)],
-        reply: Reply::At {
-            min: 12,
-            when: &[
-                Guard::Eq(4, 0),
-                Guard::Eq(5, 0),
-                Guard::Eq(6, 0),
-                Guard::Eq(7, 1), // msg_type REPLY
-            ],
-            at: 0,
-        },
+        reply: RPC_REPLY,
         pad_to: 0,
     },
     // Transmit timestamp = cookie, !cookie (never zero); servers copy it into
@@ -784,16 +787,7 @@ static PAYLOADS: &[Payload] = &[
             &[0, 0, 0, 0, 0, 0, 0, 0], // verf AUTH_NONE, length 0
         ],
         cookie: &[field(0, Enc::Be32)],
-        reply: Reply::At {
-            min: 12,
-            when: &[
-                Guard::Eq(4, 0),
-                Guard::Eq(5, 0),
-                Guard::Eq(6, 0),
-                Guard::Eq(7, 1), // msg_type REPLY
-            ],
-            at: 0,
-        },
+        reply: RPC_REPLY,
         pad_to: 0,
     },
     Payload {
