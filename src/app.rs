@@ -106,7 +106,7 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             }
         },
     };
-    let mut cfg = match config::build(&args, &config::system_resolve) {
+    let cfg = match config::build(&args, &config::system_resolve) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "rawscan: {e}");
@@ -115,7 +115,6 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
     };
     let mut plan = cfg.plan();
     if let Some(st) = &resume {
-        cfg.seed = st.seed;
         plan.seed = st.seed;
         if plan.total() != Some(st.total) {
             let _ = writeln!(
@@ -381,8 +380,13 @@ fn scan(
     if cfg.verbose > 0 {
         writeln!(
             stderr,
-            "rawscan: {} probes sent, {} packets received ({} malformed, {} failed validation)",
-            summary.sent, summary.received, summary.malformed, summary.bad_cookie
+            "rawscan: {} probes sent ({} send errors), {} packets received ({} malformed, {} failed validation, {} dropped while busy)",
+            summary.sent,
+            summary.send_errors,
+            summary.received,
+            summary.malformed,
+            summary.bad_cookie,
+            summary.dropped
         )?;
     }
     if let Some(e) = stream_error {

@@ -124,8 +124,6 @@ pub struct Config {
     pub ports: PortList,
     /// None when only UDP is scanned.
     pub tcp: Option<TcpScan>,
-    /// Whether `tcp` was asked for explicitly (-sS/-sT) or is the default.
-    pub tcp_explicit: bool,
     pub udp: bool,
     pub rate: u64,
     pub timing: Timing,
@@ -160,17 +158,6 @@ impl Config {
             carry: Vec::new(),
             defeat_icmp_ratelimit: self.defeat_icmp_ratelimit,
         }
-    }
-
-    /// Number of ports scanned per host.
-    pub fn ports_per_host(&self) -> usize {
-        let t = if self.tcp.is_some() {
-            self.ports.tcp.len()
-        } else {
-            0
-        };
-        let u = if self.udp { self.ports.udp.len() } else { 0 };
-        t + u
     }
 }
 
@@ -232,7 +219,6 @@ pub fn build(
             "-sS and -sT cannot be combined: choose one TCP scan type".into(),
         ));
     }
-    let tcp_explicit = args.syn || args.connect;
     let tcp = if args.connect {
         Some(TcpScan::Connect)
     } else if args.syn || !args.udp {
@@ -319,7 +305,6 @@ pub fn build(
         hosts,
         ports,
         tcp,
-        tcp_explicit,
         udp: args.udp,
         rate,
         timing,
@@ -405,7 +390,7 @@ mod tests {
             "198.18.0.2",
         ])
         .unwrap();
-        assert_eq!(c.ports_per_host(), 1026);
+        assert_eq!(c.plan().ports.len(), 1026);
         let c = cfg(&["rawscan", "-sU", "-p", "53", "198.18.0.2"]).unwrap();
         assert_eq!(c.tcp, None);
     }

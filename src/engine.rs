@@ -91,6 +91,10 @@ pub struct Summary {
     pub received: u64,
     pub malformed: u64,
     pub bad_cookie: u64,
+    /// Probes the backend failed to send (they time out and are retried).
+    pub send_errors: u64,
+    /// Validated replies dropped because the engine fell behind.
+    pub dropped: u64,
     pub interrupted: bool,
     /// Where the permutation stopped (== total when finished).
     pub next_index: u64,
@@ -389,6 +393,8 @@ pub fn run(
         received: Counters::get(&counters.received),
         malformed: Counters::get(&counters.malformed),
         bad_cookie: Counters::get(&counters.bad_cookie),
+        send_errors: Counters::get(&counters.send_errors),
+        dropped: Counters::get(&counters.dropped_late),
         interrupted,
         next_index: feed.next_index,
         undecided,

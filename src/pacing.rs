@@ -178,7 +178,8 @@ impl Pacer {
     }
 
     /// Is `key` a slow-stage probe in flight (sent once, never retried)?
-    pub fn is_slow(&self, key: &ProbeKey) -> bool {
+    #[cfg(test)]
+    fn is_slow(&self, key: &ProbeKey) -> bool {
         self.hosts
             .get(&key.ip)
             .and_then(|h| h.slow.as_ref())

@@ -181,11 +181,6 @@ impl Table {
         Some(e)
     }
 
-    /// Remove `key` without an RTT sample (the engine gave up on it).
-    pub fn forget(&mut self, key: &ProbeKey) -> Option<Entry> {
-        self.map.remove(key)
-    }
-
     /// Every key still in the table (sent, not decided).
     pub fn keys(&self) -> impl Iterator<Item = ProbeKey> + '_ {
         self.map.keys().copied()
