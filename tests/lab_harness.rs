@@ -36,18 +36,7 @@ fn lab_truth_matches_nmap() {
         "nmap",
         &["-sS", "-p", &spec, "-n", "-Pn", "--reason", TARGET_IP],
     );
-    let text = nmap_as_rawscan(&out);
-    let parsed = parse_normal(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let map = parsed
-        .host(TARGET_IP)
-        .unwrap()
-        .port_map("tcp", &ports)
-        .unwrap();
-    assert_no_mismatches(
-        "nmap -sS",
-        &lab.mismatches(&map, &ports, TcpScan::Syn, true),
-        &out,
-    );
+    nmap_matches_truth(&lab, "nmap -sS", &out, &ports, TcpScan::Syn);
 
     lab.assert_no_raw_really_drops_cap();
     let out = lab.run_no_raw(
@@ -55,18 +44,25 @@ fn lab_truth_matches_nmap() {
         &["-sT", "-p", &spec, "-n", "-Pn", "--reason", TARGET_IP],
         DEFAULT_TIMEOUT,
     );
-    let text = nmap_as_rawscan(&out);
+    nmap_matches_truth(&lab, "nmap -sT", &out, &ports, TcpScan::Connect);
+}
+
+/// nmap's normal output of `out` has the lab's true state for every port.
+fn nmap_matches_truth(
+    lab: &Lab,
+    what: &str,
+    out: &std::process::Output,
+    ports: &[u16],
+    scan: TcpScan,
+) {
+    let text = nmap_as_rawscan(out);
     let parsed = parse_normal(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let map = parsed
         .host(TARGET_IP)
         .unwrap()
-        .port_map("tcp", &ports)
+        .port_map("tcp", ports)
         .unwrap();
-    assert_no_mismatches(
-        "nmap -sT",
-        &lab.mismatches(&map, &ports, TcpScan::Connect, true),
-        &out,
-    );
+    assert_no_mismatches(what, &lab.mismatches(&map, ports, scan, true), out);
 }
 
 /// `random_loss(10)` drops ~10% each way: with one probe per port and no

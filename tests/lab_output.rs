@@ -39,10 +39,6 @@ fn output_lab(tools: &[&str]) -> Option<Lab> {
     Some(lab)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
@@ -107,16 +103,6 @@ fn rawscan_in(lab: &Lab, dir: &TempDir, args: &[&str], timeout: Duration) -> Out
         out.status
     );
     out
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what}: exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 /// A host-side tool (xmllint, ndiff, python3, ...), no network involved.

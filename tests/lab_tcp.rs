@@ -52,10 +52,6 @@ fn all_ports() -> Vec<u16> {
     (1..=65535).collect()
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Exit 0, output parses, and every port in `ports` has the true state (and
 /// reason, when `reasons`).  Returns the port map.
 fn check_scan(
@@ -66,13 +62,7 @@ fn check_scan(
     scan: TcpScan,
     reasons: bool,
 ) -> BTreeMap<u16, PortResult> {
-    assert!(
-        out.status.success(),
-        "{what}: exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_success(what, out);
     let map = tcp_port_map(&out.stdout, ports);
     let bad = lab.mismatches(&map, ports, scan, reasons);
     assert_no_mismatches(what, &bad, out);

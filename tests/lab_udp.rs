@@ -44,10 +44,6 @@ fn udp_lab(tools: &[&str]) -> Option<Lab> {
     Some(lab)
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn range(lo: u16, hi: u16) -> Vec<u16> {
     (lo..=hi).collect()
 }
@@ -63,16 +59,6 @@ fn timed(what: &str, f: impl FnOnce() -> Output) -> (Output, Duration) {
         text(&out.stderr)
     );
     (out, el)
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what}: exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 /// Exit 0, output parses, every UDP port in `ports` has the true state (and

@@ -429,22 +429,14 @@ impl Lab {
     /// The target silently drops inbound TCP to these ports (→ filtered,
     /// no-response).
     pub fn drop_tcp(&mut self, ports: &[u16]) {
-        if ports.is_empty() {
-            return;
-        }
-        self.nft(&format!(
-            "add rule inet {NFT_TABLE} input tcp dport {{ {} }} drop\n",
-            join(ports)
-        ));
+        self.nft_drop("tcp", ports);
         self.dropped_tcp.extend(ports);
     }
 
     /// The target answers TCP to `port` with ICMP admin-prohibited
     /// (type 3 code 13) (→ filtered, admin-prohibited).
     pub fn reject_admin_prohibited_tcp(&mut self, port: u16) {
-        self.nft(&format!(
-            "add rule inet {NFT_TABLE} input tcp dport {port} reject with icmp type admin-prohibited\n"
-        ));
+        self.nft_reject_admin_prohibited("tcp", port);
         self.admin_prohibited_tcp.insert(port);
     }
 
@@ -890,23 +882,32 @@ impl Lab {
     /// The target silently drops inbound UDP to these ports (→ open|filtered,
     /// no-response).
     pub fn drop_udp(&mut self, ports: &[u16]) {
-        if ports.is_empty() {
-            return;
-        }
-        self.nft(&format!(
-            "add rule inet {NFT_TABLE} input udp dport {{ {} }} drop\n",
-            join(ports)
-        ));
+        self.nft_drop("udp", ports);
         self.dropped_udp.extend(ports);
     }
 
     /// The target answers UDP to `port` with ICMP admin-prohibited
     /// (type 3 code 13) (→ filtered, admin-prohibited).
     pub fn reject_admin_prohibited_udp(&mut self, port: u16) {
-        self.nft(&format!(
-            "add rule inet {NFT_TABLE} input udp dport {port} reject with icmp type admin-prohibited\n"
-        ));
+        self.nft_reject_admin_prohibited("udp", port);
         self.admin_prohibited_udp.insert(port);
+    }
+
+    /// Drop inbound `proto` ("tcp"/"udp") to `ports` in the target.
+    fn nft_drop(&mut self, proto: &str, ports: &[u16]) {
+        if !ports.is_empty() {
+            self.nft(&format!(
+                "add rule inet {NFT_TABLE} input {proto} dport {{ {} }} drop\n",
+                join(ports)
+            ));
+        }
+    }
+
+    /// Answer inbound `proto` to `port` with ICMP admin-prohibited.
+    fn nft_reject_admin_prohibited(&mut self, proto: &str, port: u16) {
+        self.nft(&format!(
+            "add rule inet {NFT_TABLE} input {proto} dport {port} reject with icmp type admin-prohibited\n"
+        ));
     }
 
     /// Start `program args...` inside the target namespace, output to
@@ -1850,6 +1851,22 @@ pub fn tcp_port_map(stdout: &[u8], scanned: &[u16]) -> BTreeMap<u16, PortResult>
         .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"));
     host.port_map("tcp", scanned)
         .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"))
+}
+
+/// Output bytes as text, for assertions and messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Panics with both streams unless the command exited 0.
+pub fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what}: exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }
 
 /// Panics listing (up to 50) mismatches.
