@@ -18,9 +18,10 @@ use clap::Parser;
 
 use crate::cli::{Args, nmap_compat};
 use crate::config::{self, Config, Dest, TcpScan};
-use crate::engine::{self, Plan};
+use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
 use crate::output::{Collector, ScanInfo, View, grepable, normal, progress, xml};
+use crate::plan::Plan;
 use crate::probe::Cookies;
 use crate::resume::{self, ResumeState};
 

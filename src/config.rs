@@ -12,7 +12,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cli::Args;
-use crate::engine::Plan;
+use crate::plan::Plan;
 use crate::probe::Proto;
 use crate::table::Timing;
 use crate::targets::{self, HostSet, PortList, SpecError};

@@ -18,44 +18,11 @@ use crossbeam_channel::{RecvTimeoutError, TrySendError};
 use crate::net::{Backend, Counters, PROBE_BATCH, Probe};
 use crate::pacing::Pacer;
 use crate::permute::Permutation;
+use crate::plan::Plan;
 use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 use crate::rate::TokenBucket;
-use crate::table::{Table, Timing};
-use crate::targets::HostSet;
+use crate::table::Table;
 use crate::validate::Reply;
-
-/// What to scan and how fast.
-#[derive(Clone, Debug)]
-pub struct Plan {
-    pub hosts: HostSet,
-    /// Every (protocol, port) to probe on each host.
-    pub ports: Vec<(Proto, u16)>,
-    pub seed: u64,
-    pub rate: u64,
-    pub timing: Timing,
-    /// Start at this position of the permutation (resume); 0 normally.
-    pub start: u64,
-    /// Keys left undecided by an interrupted run, probed first (resume).
-    pub carry: Vec<ProbeKey>,
-    /// Report UDP ports still unanswered after the fast stage as
-    /// closed|filtered instead of pacing to the ICMP rate limit.
-    pub defeat_icmp_ratelimit: bool,
-}
-
-impl Plan {
-    /// Number of (host, port) pairs; None if it overflows u64.
-    pub fn total(&self) -> Option<u64> {
-        let t = self.hosts.len().checked_mul(self.ports.len() as u128)?;
-        u64::try_from(t).ok()
-    }
-
-    fn key_at(&self, idx: u64) -> Option<ProbeKey> {
-        let n = self.ports.len() as u64;
-        let (proto, port) = *self.ports.get((idx % n) as usize)?;
-        let ip = self.hosts.get(u128::from(idx / n))?;
-        Some(ProbeKey { ip, port, proto })
-    }
-}
 
 /// Live numbers for progress displays.
 #[derive(Clone, Copy, Debug, Default)]
@@ -407,6 +374,7 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::net::Counters;
+    use crate::table::Timing;
     use crate::targets::parse_hosts;
     use crossbeam_channel::bounded;
     use std::collections::HashMap;

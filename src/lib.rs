@@ -11,6 +11,7 @@ pub mod net;
 pub mod output;
 pub mod pacing;
 pub mod permute;
+pub mod plan;
 pub mod probe;
 pub mod rate;
 pub mod resume;
