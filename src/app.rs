@@ -341,7 +341,7 @@ fn scan(
     if let Some(n) = ndjson {
         collector = collector.with_ndjson(n);
     }
-    let summary = engine::run(plan, backend, &mut collector, &interrupts);
+    let summary = engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts);
     collector.finish(&info, &summary);
     let stream_error = collector.stream_error.take();
     let mut report = std::mem::take(&mut collector.report);

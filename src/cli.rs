@@ -62,15 +62,23 @@ pub struct Args {
     #[arg(long = "udp")]
     pub udp: bool,
 
-    /// Probes per second [default: by timing template; -T3: 10000]
-    #[arg(long, value_name = "PPS")]
-    pub rate: Option<u64>,
+    /// Never send faster than this many probes per second [default: as
+    /// fast as the path allows, measured while scanning]
+    #[arg(long = "max-rate", visible_alias = "rate", value_name = "PPS")]
+    pub max_rate: Option<f64>,
 
-    /// Timing template 0-5, as nmap's -T (sets rate, timeouts, retries)
+    /// Never send slower than this many probes per second, whatever the
+    /// path shows [default: none]
+    #[arg(long = "min-rate", value_name = "PPS")]
+    pub min_rate: Option<f64>,
+
+    /// Timing template 0-5, as nmap's -T (sets rate caps, how eagerly the
+    /// rate grows, timeouts and the retry cap)
     #[arg(long = "timing", value_name = "0-5")]
     pub timing: Option<u8>,
 
-    /// Retransmissions before a probe counts as unanswered
+    /// Retransmissions before a probe counts as unanswered, exactly
+    /// [default: as many as the measured loss needs]
     #[arg(long = "max-retries", value_name = "N")]
     pub max_retries: Option<u8>,
 

@@ -12,9 +12,12 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cli::Args;
+use crate::control::Limits;
+use crate::control::retry::Budget;
 use crate::plan::Plan;
 use crate::probe::Proto;
-use crate::table::Timing;
+use crate::scan::Settings;
+use crate::scan::hosts::Timing;
 use crate::targets::{self, HostSet, PortList, SpecError};
 
 /// A mistake in the command line: exit code 2, one line naming the token.
@@ -125,8 +128,12 @@ pub struct Config {
     /// None when only UDP is scanned.
     pub tcp: Option<TcpScan>,
     pub udp: bool,
-    pub rate: u64,
+    /// Timeout bounds.
     pub timing: Timing,
+    /// Tries per probe.
+    pub budget: Budget,
+    /// Rate floor, cap, start and growth.
+    pub limits: Limits,
     pub seed: u64,
     pub cookie_key: [u8; 16],
     pub reason: bool,
@@ -152,24 +159,69 @@ impl Config {
             hosts: self.hosts.clone(),
             ports,
             seed: self.seed,
-            rate: self.rate,
-            timing: self.timing,
             start: 0,
             carry: Vec::new(),
+        }
+    }
+
+    /// How the scan paces itself (the backend may lower `max_inflight`).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            timing: self.timing,
+            budget: self.budget,
+            limits: self.limits,
             defeat_icmp_ratelimit: self.defeat_icmp_ratelimit,
+            max_inflight: usize::MAX,
         }
     }
 }
 
-/// nmap-like timing templates: (rate pps, initial, min, max timeout ms, retries).
-fn template(t: u8) -> Option<(u64, u64, u64, u64, u8)> {
-    Some(match t {
-        0 => (1, 5000, 1000, 10_000, 10),
-        1 => (10, 2000, 500, 10_000, 10),
-        2 => (100, 1000, 100, 10_000, 10),
-        3 => (10_000, 1000, 100, 10_000, 10),
-        4 => (100_000, 500, 100, 1250, 6),
-        5 => (500_000, 250, 50, 300, 2),
+/// No cap: the path and the sender set the pace.
+pub const UNCAPPED: f64 = 10_000_000.0;
+
+/// A timing template (nmap's -T0..-T5).
+#[derive(Clone, Copy, Debug)]
+struct Template {
+    /// Rate floor, cap, start (TCP scans measure the path from there)
+    /// and growth per round trip once the path's capacity is known.
+    min: f64,
+    max: f64,
+    initial: f64,
+    growth: f64,
+    /// The fixed rate of UDP-only scans, which give the controller no
+    /// evidence (their silence is mostly the target's ICMP limit).
+    udp: f64,
+    /// Timeouts, ms: initial, min, max.
+    rtt: (u64, u64, u64),
+    /// Most tries the loss-driven budget may give a probe.
+    max_tries: u32,
+}
+
+fn template(level: u8) -> Option<Template> {
+    let t = |min, max, initial, growth, udp, rtt, max_tries| Template {
+        min,
+        max,
+        initial,
+        growth,
+        udp,
+        rtt,
+        max_tries,
+    };
+    Some(match level {
+        0 => t(1.0, 1.0, 1.0, 0.0, 1.0, (5000, 1000, 10_000), 11),
+        1 => t(1.0, 10.0, 10.0, 0.05, 10.0, (2000, 500, 10_000), 11),
+        2 => t(10.0, 100.0, 100.0, 0.05, 100.0, (1000, 100, 10_000), 11),
+        3 => t(1.0, UNCAPPED, 4000.0, 0.1, 10_000.0, (1000, 50, 10_000), 20),
+        4 => t(
+            1.0,
+            UNCAPPED,
+            10_000.0,
+            0.25,
+            100_000.0,
+            (500, 50, 1250),
+            20,
+        ),
+        5 => t(1.0, UNCAPPED, 50_000.0, 0.5, 500_000.0, (250, 30, 300), 6),
         _ => return None,
     })
 }
@@ -275,7 +327,7 @@ pub fn build(
 
     // Timing.
     let t = args.timing.unwrap_or(3);
-    let (rate, initial, min, max, retries) =
+    let tpl =
         template(t).ok_or_else(|| UsageError(format!("invalid timing template '-T{t}' (0-5)")))?;
     let time_flag = |v: &Option<String>, name: &str, dflt: u64| -> Result<Duration, UsageError> {
         match v {
@@ -283,12 +335,11 @@ pub fn build(
             Some(s) => parse_time(s).ok_or_else(|| UsageError(format!("invalid {name} '{s}'"))),
         }
     };
+    let (initial, min, max) = tpl.rtt;
     let mut timing = Timing {
         initial: time_flag(&args.initial_rtt_timeout, "--initial-rtt-timeout", initial)?,
         min: time_flag(&args.min_rtt_timeout, "--min-rtt-timeout", min)?,
         max: time_flag(&args.max_rtt_timeout, "--max-rtt-timeout", max)?,
-        max_retries: args.max_retries.unwrap_or(retries),
-        adaptive_retries: args.max_retries.is_none(),
     };
     if timing.min > timing.max {
         return Err(UsageError(
@@ -296,18 +347,59 @@ pub fn build(
         ));
     }
     timing.initial = timing.initial.clamp(timing.min, timing.max);
-    let rate = args.rate.unwrap_or(rate);
-    if rate == 0 {
-        return Err(UsageError("invalid --rate '0'".into()));
+    let budget = match args.max_retries {
+        Some(n) => Budget {
+            min_tries: u32::from(n) + 1,
+            max_tries: u32::from(n) + 1,
+        },
+        None => Budget {
+            min_tries: 2,
+            max_tries: tpl.max_tries,
+        },
+    };
+    let rate_flag = |v: Option<f64>, name: &str| -> Result<Option<f64>, UsageError> {
+        match v {
+            Some(r) if !(r.is_finite() && r > 0.0 && r <= UNCAPPED) => {
+                Err(UsageError(format!("invalid {name} '{r}'")))
+            }
+            other => Ok(other),
+        }
+    };
+    let max_rate = rate_flag(args.max_rate, "--max-rate")?;
+    let min_rate = rate_flag(args.min_rate, "--min-rate")?;
+    if let (Some(lo), Some(hi)) = (min_rate, max_rate)
+        && lo > hi
+    {
+        return Err(UsageError("--min-rate is larger than --max-rate".into()));
     }
+    let udp_only = tcp.is_none();
+    let start = if udp_only { tpl.udp } else { tpl.initial };
+    let mut limits = Limits {
+        min: min_rate.unwrap_or(tpl.min),
+        max: max_rate.unwrap_or(tpl.max),
+        initial: start,
+        growth: tpl.growth,
+    };
+    if udp_only {
+        // Nothing to measure the path with: a fixed rate within the flags.
+        let r = start.clamp(limits.min, limits.max.max(limits.min));
+        limits = Limits {
+            min: r,
+            max: r,
+            initial: r,
+            growth: 0.0,
+        };
+    }
+    let limits = limits.normalized();
 
     let cfg = Config {
         hosts,
         ports,
         tcp,
         udp: args.udp,
-        rate,
         timing,
+        budget,
+        limits,
         seed: args.seed.unwrap_or_else(rand::random),
         cookie_key: rand::random(),
         reason: args.reason,
@@ -352,8 +444,9 @@ mod tests {
         assert_eq!(c.tcp, Some(TcpScan::Syn));
         assert!(!c.udp);
         assert_eq!(c.ports.tcp.len(), 1000);
-        assert_eq!(c.rate, 10_000);
-        assert_eq!(c.timing.max_retries, 10);
+        assert_eq!(c.limits.max, UNCAPPED);
+        assert_eq!(c.limits.initial, 4000.0);
+        assert_eq!(c.budget.max_tries, 20);
         assert_eq!(c.plan().total(), Some(1000));
     }
 
@@ -374,8 +467,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.tcp, Some(TcpScan::Connect));
         assert_eq!(c.seed, 7);
-        assert_eq!(c.rate, 100_000);
-        assert_eq!(c.timing.max_retries, 2);
+        assert_eq!(c.limits.initial, 10_000.0);
+        assert_eq!((c.budget.min_tries, c.budget.max_tries), (3, 3));
         assert_eq!(c.plan().total(), Some(8));
     }
 

@@ -1,28 +1,34 @@
-//! The scan loop. The engine alone owns the probe table and the target
-//! order; it feeds probes to a backend at the configured rate, applies
-//! validated replies, retries and expires probes on the timeout sweep, and
-//! streams each decided result to a `Sink`.
+//! The driver: runs a `Scan` (the sans-I/O state machine) against a
+//! backend's channels with the real clock, and handles interrupts.
 //!
-//! Invariants: every (host, port) of the plan is decided exactly once (a
-//! reply, or no-response after the retries) unless the scan is
-//! interrupted, in which case the undecided keys are returned so a resume
-//! can finish them. The engine never prints; the sink does.
+//! Each turn of the loop reads the clock once, applies waiting replies,
+//! lets the scan retry and expire timed-out tries, hands its results to
+//! the `Sink`, then moves the probes the scan allows to the backend in
+//! batches (only while the backend's queue has room, so a probe's send
+//! time is the time it really leaves), and sleeps until the next reply or
+//! the scan's next wake-up (at least `TICK` between sending turns, so each
+//! wake-up sends a batch).
+//!
+//! Invariants: every (host, port) of the plan is decided exactly once
+//! unless the scan is interrupted. On the first SIGINT/SIGTERM the scan
+//! stops sending and replies are drained for `DRAIN`; on the second the
+//! loop stops at once. Either way the undecided keys come back in the
+//! `Summary`, so a resume can finish them. The driver decides nothing
+//! about ports and never prints; the sink does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, TrySendError};
+use crossbeam_channel::RecvTimeoutError;
 
-use crate::net::{Backend, Counters, PROBE_BATCH, Probe};
-use crate::pacing::Pacer;
-use crate::permute::Permutation;
+use crate::net::{Backend, Counters, PROBE_BATCH};
 use crate::plan::Plan;
-use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
-use crate::rate::TokenBucket;
-use crate::table::Table;
-use crate::validate::Reply;
+use crate::probe::{PortResult, ProbeKey};
+use crate::scan::{Scan, Settings};
+
+pub use crate::scan::HostInfo;
 
 /// Live numbers for progress displays.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,13 +46,6 @@ pub trait Sink {
     fn progress(&mut self, _p: &Progress) {}
 }
 
-/// Per-host facts for the report.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HostInfo {
-    /// Smallest first-attempt round trip seen from this host.
-    pub latency: Option<Duration>,
-}
-
 #[derive(Debug, Default)]
 pub struct Summary {
     pub elapsed: Duration,
@@ -55,6 +54,8 @@ pub struct Summary {
     /// Hosts that sent any reply.
     pub up: HashMap<IpAddr, HostInfo>,
     pub sent: u64,
+    /// Retransmissions among the probes sent.
+    pub retries: u64,
     pub received: u64,
     pub malformed: u64,
     pub bad_cookie: u64,
@@ -62,6 +63,12 @@ pub struct Summary {
     pub send_errors: u64,
     /// Validated replies dropped because the engine fell behind.
     pub dropped: u64,
+    /// The controller's final rate (probes per second).
+    pub final_rate: f64,
+    /// Times the controller backed off on congestion.
+    pub congestion_events: u64,
+    /// Measured share of tries to responsive ports that drew no answer.
+    pub loss: f64,
     pub interrupted: bool,
     /// Where the permutation stopped (== total when finished).
     pub next_index: u64,
@@ -72,138 +79,35 @@ pub struct Summary {
 /// How long to keep listening for in-flight replies after an interrupt.
 const DRAIN: Duration = Duration::from_millis(500);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
-/// Memory bound on outstanding probes for raw backends.
-const MAX_OUTSTANDING: usize = 1 << 20;
-/// Shortest sleep between sending rounds: each round sends a batch.
+/// Memory bound on keys in the table for raw backends.
+pub const MAX_OUTSTANDING: usize = 1 << 20;
+/// Shortest sleep between sending turns: each turn sends a batch.
 const TICK: Duration = Duration::from_millis(1);
+/// Longest sleep when nothing is due.
+const IDLE: Duration = Duration::from_millis(50);
 
-/// Where the next probe's key comes from, in priority order: a paced UDP
-/// re-probe, a retry, a key carried over from an interrupted run, then
-/// the next new key in permutation order.
-struct Feed<'p> {
-    plan: &'p Plan,
-    perm: Permutation,
-    next_index: u64,
-    total: u64,
-    carry: VecDeque<ProbeKey>,
-    retries: VecDeque<ProbeKey>,
-    /// Most keys in the table at once (the backend's limit).
-    cap: usize,
-}
-
-impl Feed<'_> {
-    /// The next key to send, recorded in the table as sent at `now`.
-    fn next(&mut self, table: &mut Table, pacer: &mut Pacer, now: Instant) -> Option<ProbeKey> {
-        if let Some(k) = pacer.next_probe(now) {
-            table.sent_once(k, now);
-            return Some(k);
-        }
-        while let Some(k) = self.retries.pop_front() {
-            // A retry resolved while it waited is dropped here.
-            if table.contains(&k) {
-                table.sent(k, now);
-                return Some(k);
-            }
-        }
-        if table.len() >= self.cap {
-            return None;
-        }
-        let key = match self.carry.pop_front() {
-            Some(k) => k,
-            None if self.next_index < self.total => {
-                let idx = self.perm.get(self.next_index);
-                self.next_index += 1;
-                self.plan.key_at(idx)?
-            }
-            None => return None,
-        };
-        pacer.on_first_send(&key);
-        table.sent(key, now);
-        Some(key)
-    }
-
-    /// Is there something to send once the rate allows?
-    fn ready(&self, table: &Table) -> bool {
-        !self.retries.is_empty()
-            || (table.len() < self.cap && (!self.carry.is_empty() || self.next_index < self.total))
-    }
-
-    /// No retry, carried or new key is left.
-    fn exhausted(&self) -> bool {
-        self.retries.is_empty() && self.carry.is_empty() && self.next_index >= self.total
-    }
-}
-
-/// Decided-result bookkeeping shared by the loop's steps.
-struct Tally<'a> {
-    sink: &'a mut dyn Sink,
-    up: HashMap<IpAddr, HostInfo>,
-    decided: u64,
-    open: u64,
-}
-
-impl Tally<'_> {
-    fn emit(&mut self, r: PortResult) {
-        self.decided += 1;
-        if r.state == PortState::Open {
-            self.open += 1;
-        }
-        self.sink.result(&r);
-    }
-
-    /// Apply a validated reply: only a key still in the table is decided.
-    fn reply(&mut self, table: &mut Table, pacer: &mut Pacer, reply: Reply, now: Instant) {
-        let Some(entry) = table.resolve(&reply.key, now) else {
-            return; // duplicate, or late for a decided key
-        };
-        pacer.on_reply(&reply.key, reply.reason, now);
-        let host = self.up.entry(reply.key.ip).or_default();
-        if entry.attempt == 0 {
-            let rtt = now.saturating_duration_since(entry.sent);
-            host.latency = Some(host.latency.map_or(rtt, |l| l.min(rtt)));
-        }
-        self.emit(PortResult {
-            key: reply.key,
-            state: reply.state,
-            reason: reply.reason,
-            ttl: reply.ttl,
-        });
-    }
-}
-
-/// Run the scan. `interrupts` counts SIGINT/SIGTERM: at 1 the engine
-/// stops sending and drains replies briefly; at 2 it stops at once.
+/// Run the scan. `interrupts` counts SIGINT/SIGTERM: at 1 the scan stops
+/// sending and drains replies briefly; at 2 it stops at once.
 pub fn run(
     plan: &Plan,
+    settings: Settings,
     backend: Backend,
     sink: &mut dyn Sink,
     interrupts: &AtomicUsize,
 ) -> Summary {
     let started = Instant::now();
-    let total = plan.total().unwrap_or(0);
-    let mut table = Table::new(plan.timing);
-    let mut pacer = Pacer::new(plan.defeat_icmp_ratelimit);
-    let mut bucket = TokenBucket::new(plan.rate, started);
-    let mut feed = Feed {
-        plan,
-        perm: Permutation::new(total, plan.seed),
-        next_index: plan.start.min(total),
-        total,
-        carry: plan.carry.iter().copied().collect(),
-        retries: VecDeque::new(),
-        cap: backend.max_inflight.unwrap_or(MAX_OUTSTANDING),
+    let settings = Settings {
+        max_inflight: settings
+            .max_inflight
+            .min(backend.max_inflight.unwrap_or(MAX_OUTSTANDING)),
+        ..settings
     };
-    // A batch the backend had no room for; its keys are already in the table.
-    let mut stalled: Option<Vec<Probe>> = None;
-    let mut tally = Tally {
-        sink,
-        up: HashMap::new(),
-        decided: 0,
-        open: 0,
-    };
-    let mut last_progress = started;
-    let mut drain_until: Option<Instant> = None;
+    let mut scan = Scan::new(plan.clone(), settings, started);
     let counters = backend.counters.clone();
+    let mut last_progress = started;
+    let mut last_send: Option<Instant> = None;
+    let mut drain_until: Option<Instant> = None;
+    let mut batch = Vec::with_capacity(PROBE_BATCH);
 
     loop {
         let now = Instant::now();
@@ -213,78 +117,42 @@ pub fn run(
         }
         if drain_until.is_none() && signals >= 1 {
             drain_until = Some(now + DRAIN);
+            scan.stop_sending();
         }
-        let sending = drain_until.is_none();
 
-        // 1. Apply replies already waiting.
-        while let Ok(batch) = backend.replies.try_recv() {
-            for reply in batch {
-                tally.reply(&mut table, &mut pacer, reply, now);
+        // 1. Replies already waiting, then timeouts, then results.
+        while let Ok(replies) = backend.replies.try_recv() {
+            for r in replies {
+                scan.handle_reply(now, r);
             }
         }
+        scan.handle_timeout(now);
+        while let Some(r) = scan.poll_result() {
+            sink.result(&r);
+        }
 
-        // 2. Sweep timeouts; UDP silence goes to the pacer, which decides
-        //    whether it is open|filtered or ICMP rate limiting.
-        let swept = table.sweep(now);
-        feed.retries.extend(swept.retry);
-        for key in swept.expired {
-            match key.proto {
-                Proto::Tcp => tally.emit(PortResult {
-                    key,
-                    state: PortState::Filtered,
-                    reason: Reason::NoResponse,
-                    ttl: None,
-                }),
-                Proto::Udp => {
-                    if let Some(r) = pacer.on_expired(key, now) {
-                        tally.emit(r);
+        // 2. Send what the scan allows, a batch at a time, while the
+        //    backend's queue has room.
+        if last_send.is_none_or(|t| now >= t + TICK) {
+            last_send = Some(now);
+            while !backend.probes.is_full() {
+                while batch.len() < PROBE_BATCH {
+                    match scan.poll_probe(now) {
+                        Some(p) => batch.push(p),
+                        None => break,
                     }
-                }
-            }
-        }
-        for r in pacer.poll(now) {
-            tally.emit(r);
-        }
-
-        // 3. Send what the rate allows, in batches: retries first, then
-        //    carried keys, then new keys in permutation order. A key enters
-        //    the table when it is put in a batch, never later, so a reply
-        //    that resolves it while the batch waits cannot resurrect it.
-        let mut backlogged = false;
-        if sending {
-            if let Some(b) = stalled.take() {
-                match backend.probes.try_send(b) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(b)) => {
-                        stalled = Some(b);
-                        backlogged = true;
-                    }
-                    Err(TrySendError::Disconnected(_)) => drain_until = Some(now),
-                }
-            }
-            while !backlogged && drain_until.is_none() {
-                let mut batch = Vec::with_capacity(PROBE_BATCH);
-                while batch.len() < PROBE_BATCH && bucket.try_take(now) {
-                    let Some(key) = feed.next(&mut table, &mut pacer, now) else {
-                        bucket.refund();
-                        break;
-                    };
-                    batch.push(Probe {
-                        key,
-                        timeout: table.timeout(),
-                    });
                 }
                 if batch.is_empty() {
                     break;
                 }
                 let full = batch.len() == PROBE_BATCH;
-                match backend.probes.try_send(batch) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(b)) => {
-                        stalled = Some(b);
-                        backlogged = true;
-                    }
-                    Err(TrySendError::Disconnected(_)) => drain_until = Some(now),
+                let out = std::mem::replace(&mut batch, Vec::with_capacity(PROBE_BATCH));
+                if backend.probes.try_send(out).is_err() {
+                    // Disconnected (the backend died) or, impossibly for a
+                    // single producer, full: nothing more can be sent.
+                    scan.stop_sending();
+                    drain_until.get_or_insert(now);
+                    break;
                 }
                 if !full {
                     break;
@@ -294,77 +162,78 @@ pub fn run(
 
         if now.duration_since(last_progress) >= PROGRESS_EVERY {
             last_progress = now;
-            tally.sink.progress(&Progress {
-                decided: tally.decided,
-                total,
+            let st = scan.stats();
+            sink.progress(&Progress {
+                decided: st.decided,
+                total: st.total,
                 sent: Counters::get(&counters.sent),
-                open: tally.open,
+                open: st.open,
                 elapsed: now.duration_since(started),
             });
         }
 
-        // 4. Done?
-        let finished = feed.exhausted() && table.is_empty() && stalled.is_none() && pacer.is_idle();
-        if finished || drain_until.is_some_and(|d| now >= d) {
+        // 3. Done?
+        if scan.is_finished() || drain_until.is_some_and(|d| now >= d) {
             break;
         }
 
-        // 5. Wait for replies, the next tokens, or the next deadline. Sleep
-        //    at least TICK between sends so each wake-up sends a batch.
-        let mut wake = Duration::from_millis(50);
-        if let Some(d) = table.next_deadline() {
-            wake = wake.min(d.saturating_duration_since(now));
-        }
-        if let Some(d) = pacer.next_wake().filter(|_| sending) {
-            wake = wake.min(d.saturating_duration_since(now));
-        }
-        if sending && feed.ready(&table) {
-            wake = wake.min(bucket.wait(now).max(TICK));
-        } else if backlogged || stalled.is_some() {
-            wake = wake.min(TICK);
+        // 4. Sleep until a reply, the scan's next wake-up, or the drain's end.
+        let mut wake = now + IDLE;
+        if let Some(w) = scan.next_wakeup() {
+            let turn = last_send.map_or(now, |t| t + TICK);
+            wake = wake.min(w.max(turn));
         }
         if let Some(d) = drain_until {
-            wake = wake.min(d.saturating_duration_since(now));
+            wake = wake.min(d);
         }
-        match backend.replies.recv_timeout(wake) {
-            Ok(batch) => {
+        match backend
+            .replies
+            .recv_timeout(wake.saturating_duration_since(now))
+        {
+            Ok(replies) => {
                 let now = Instant::now();
-                for reply in batch {
-                    tally.reply(&mut table, &mut pacer, reply, now);
+                for r in replies {
+                    scan.handle_reply(now, r);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                if !sending {
+                if drain_until.is_some() {
                     break;
                 }
+                // No reply can come any more: the scan's timeouts decide.
+                std::thread::sleep(wake.saturating_duration_since(now));
             }
         }
     }
+    while let Some(r) = scan.poll_result() {
+        sink.result(&r);
+    }
 
     let interrupted = interrupts.load(Ordering::Relaxed) > 0;
-    let mut undecided: Vec<ProbeKey> = Vec::new();
-    if interrupted {
-        undecided.extend(feed.carry.iter().copied());
-        undecided.extend(table.keys());
-        undecided.extend(pacer.undecided());
-        undecided.sort();
-        undecided.dedup();
-    }
+    let st = scan.stats();
     let summary = Summary {
         elapsed: started.elapsed(),
-        total,
-        decided: tally.decided,
-        up: tally.up,
+        total: st.total,
+        decided: st.decided,
+        up: scan.hosts_up().collect(),
         sent: Counters::get(&counters.sent),
+        retries: st.retries,
         received: Counters::get(&counters.received),
         malformed: Counters::get(&counters.malformed),
         bad_cookie: Counters::get(&counters.bad_cookie),
         send_errors: Counters::get(&counters.send_errors),
         dropped: Counters::get(&counters.dropped_late),
+        final_rate: st.rate,
+        congestion_events: st.congestion_events,
+        loss: st.loss,
         interrupted,
-        next_index: feed.next_index,
-        undecided,
+        next_index: scan.next_index(),
+        undecided: if interrupted {
+            scan.undecided()
+        } else {
+            Vec::new()
+        },
     };
     backend.join();
     summary
@@ -373,9 +242,13 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::Counters;
-    use crate::table::Timing;
+    use crate::control::Limits;
+    use crate::control::retry::Budget;
+    use crate::net::{Counters, Probe};
+    use crate::probe::{PortState, Proto, Reason};
+    use crate::scan::hosts::Timing;
     use crate::targets::parse_hosts;
+    use crate::validate::Reply;
     use crossbeam_channel::bounded;
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -435,17 +308,25 @@ mod tests {
             hosts,
             ports: (1..=ports).map(|p| (Proto::Tcp, p)).collect(),
             seed: 1,
-            rate: 1_000_000,
+            start: 0,
+            carry: Vec::new(),
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
             timing: Timing {
                 initial: Duration::from_millis(30),
                 min: Duration::from_millis(10),
                 max: Duration::from_millis(50),
-                max_retries: 3,
-                adaptive_retries: false,
             },
-            start: 0,
-            carry: Vec::new(),
+            budget: Budget {
+                min_tries: 4,
+                max_tries: 4,
+            },
+            limits: Limits::fixed(1_000_000.0),
             defeat_icmp_ratelimit: false,
+            max_inflight: usize::MAX,
         }
     }
 
@@ -464,7 +345,13 @@ mod tests {
     fn every_key_is_decided_exactly_once_despite_stalls_and_duplicates() {
         let p = plan(400);
         let mut rec = Record(Vec::new());
-        let s = run(&p, fake(by_port, true), &mut rec, &AtomicUsize::new(0));
+        let s = run(
+            &p,
+            settings(),
+            fake(by_port, true),
+            &mut rec,
+            &AtomicUsize::new(0),
+        );
         assert_eq!(s.decided, 1200);
         let mut count: HashMap<ProbeKey, usize> = HashMap::new();
         for r in &rec.0 {
@@ -488,6 +375,7 @@ mod tests {
             let mut rec = Record(Vec::new());
             run(
                 &p,
+                settings(),
                 fake(|_, _| Some((PortState::Closed, Reason::Reset)), false),
                 &mut rec,
                 &AtomicUsize::new(0),
@@ -504,7 +392,7 @@ mod tests {
         let p = plan(400);
         let mut rec = Record(Vec::new());
         let stop = AtomicUsize::new(1);
-        let s = run(&p, fake(|_, _| None, false), &mut rec, &stop);
+        let s = run(&p, settings(), fake(|_, _| None, false), &mut rec, &stop);
         assert!(s.interrupted);
         // Nothing was sent, or what was sent is either decided or handed back.
         let decided: std::collections::HashSet<ProbeKey> = rec.0.iter().map(|r| r.key).collect();

@@ -5,26 +5,22 @@
 //! computed from the host set and the port list (`key_at`), so a plan's
 //! size does not grow with the number of targets.
 
+use crate::permute::Permutation;
 use crate::probe::{ProbeKey, Proto};
-use crate::table::Timing;
 use crate::targets::HostSet;
 
-/// What to scan and how fast.
+/// What to scan.
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub hosts: HostSet,
     /// Every (protocol, port) to probe on each host.
     pub ports: Vec<(Proto, u16)>,
+    /// Seeds the scan order.
     pub seed: u64,
-    pub rate: u64,
-    pub timing: Timing,
     /// Start at this position of the permutation (resume); 0 normally.
     pub start: u64,
     /// Keys left undecided by an interrupted run, probed first (resume).
     pub carry: Vec<ProbeKey>,
-    /// Report UDP ports still unanswered after the fast stage as
-    /// closed|filtered instead of pacing to the ICMP rate limit.
-    pub defeat_icmp_ratelimit: bool,
 }
 
 impl Plan {
@@ -34,6 +30,17 @@ impl Plan {
         u64::try_from(t).ok()
     }
 
+    /// The seeded order of the scan's `total()` keys.
+    pub fn order(&self) -> Permutation {
+        Permutation::new(self.total().unwrap_or(0), self.seed)
+    }
+
+    /// Does the plan probe any TCP port?
+    pub fn has_tcp(&self) -> bool {
+        self.ports.iter().any(|(p, _)| *p == Proto::Tcp)
+    }
+
+    /// The key at position `idx` of the unpermuted (host, port) space.
     pub fn key_at(&self, idx: u64) -> Option<ProbeKey> {
         let n = self.ports.len() as u64;
         let (proto, port) = *self.ports.get((idx % n) as usize)?;

@@ -17,21 +17,12 @@ pub mod worker;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::probe::ProbeKey;
 use crate::validate::Reply;
 
-/// One transmission for the backend to make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    pub key: ProbeKey,
-    /// How long the engine will wait for this attempt (connect backends
-    /// close the socket then).
-    pub timeout: Duration,
-}
+pub use crate::scan::Probe;
 
 /// Packet counters shared with the backend's threads.
 #[derive(Debug, Default)]
@@ -117,6 +108,6 @@ pub enum OpenError {
 /// Bound on reply batches queued from receiver to engine.
 const REPLY_QUEUE: usize = 1024;
 /// Bound on probe batches queued from engine to sender.
-const PROBE_QUEUE: usize = 64;
+const PROBE_QUEUE: usize = 8;
 /// Most probes the engine puts in one batch.
 pub const PROBE_BATCH: usize = 64;

@@ -1,7 +1,9 @@
-//! Token-bucket rate limiting for probe transmission.
+//! Token-bucket pacing for probe transmission.
 //!
 //! Invariants: pure; the caller passes `now`. Over any window the bucket
-//! grants at most `rate * window + burst` tokens.
+//! grants at most `rate * window + burst` tokens, where the burst is 5 ms
+//! worth of the rate (at least one token). The rate may change at any
+//! time; tokens already earned are kept (up to the new burst).
 
 use std::time::{Duration, Instant};
 
@@ -13,12 +15,14 @@ pub struct TokenBucket {
     last: Instant,
 }
 
+/// How much sending a full bucket allows at once.
+const BURST: f64 = 0.005;
+
 impl TokenBucket {
-    /// `rate` tokens per second (at least 1), with a burst of 5 ms worth
-    /// (at least 1 token), starting with a full bucket.
-    pub fn new(rate: u64, now: Instant) -> Self {
-        let rate = rate.max(1) as f64;
-        let burst = (rate / 200.0).max(1.0);
+    /// `rate` tokens per second (at least 0.1), starting with a full bucket.
+    pub fn new(rate: f64, now: Instant) -> Self {
+        let rate = rate.max(0.1);
+        let burst = (rate * BURST).max(1.0);
         TokenBucket {
             rate,
             burst,
@@ -30,7 +34,19 @@ impl TokenBucket {
     fn refill(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        self.last = now;
+        self.last = self.last.max(now);
+    }
+
+    /// Change the rate from `now` on.
+    pub fn set_rate(&mut self, rate: f64, now: Instant) {
+        self.refill(now);
+        self.rate = rate.max(0.1);
+        self.burst = (self.rate * BURST).max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
     }
 
     /// Take one token if one is available at `now`.
@@ -68,7 +84,7 @@ mod tests {
     #[test]
     fn grants_rate_per_second_plus_burst() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(1000, t0);
+        let mut b = TokenBucket::new(1000.0, t0);
         let mut granted = 0;
         // Ask every 100 µs for one simulated second.
         for i in 0..=10_000u64 {
@@ -83,7 +99,7 @@ mod tests {
     #[test]
     fn wait_says_when_the_next_token_comes() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(10, t0);
+        let mut b = TokenBucket::new(10.0, t0);
         assert!(b.try_take(t0));
         assert!(!b.try_take(t0));
         let w = b.wait(t0);
@@ -92,5 +108,23 @@ mod tests {
             "{w:?}"
         );
         assert!(b.try_take(t0 + w));
+    }
+
+    #[test]
+    fn a_new_rate_applies_from_now_on() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000.0, t0);
+        while b.try_take(t0) {}
+        b.set_rate(100_000.0, t0);
+        let mut granted = 0;
+        let now = t0 + Duration::from_millis(10);
+        for i in 0..=100u64 {
+            let t = t0 + Duration::from_micros(i * 100);
+            while b.try_take(t.min(now)) {
+                granted += 1;
+            }
+        }
+        // 10 ms at 100k/s, plus at most the 5 ms burst.
+        assert!((1000..=1501).contains(&granted), "granted {granted}");
     }
 }

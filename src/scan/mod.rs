@@ -1,0 +1,412 @@
+//! The scan: a sans-I/O state machine that decides every (host, port) of
+//! a plan. It owns the plan's order, the probe table, per-host timing, the
+//! UDP ICMP pacer and the congestion controller, and holds no clock,
+//! thread, channel or socket: drivers (`engine::run`, the simulator in the
+//! tests) call it with the time.
+//!
+//! - `poll_probe(now)`: the next probe to send, if the controller and the
+//!   in-flight bound allow one. Priority: a paced UDP re-probe, a retry, a
+//!   key carried over from an interrupted run, then the next new key in
+//!   permutation order. A key enters the table when it is handed out.
+//! - `handle_reply(now, reply)`: a validated reply; only a key still in
+//!   the table is decided (duplicates and late replies change nothing).
+//! - `handle_timeout(now)`: tries past their deadline are retried while
+//!   the host's retry budget allows, else decided (TCP filtered; UDP goes
+//!   to the pacer, which tells open|filtered from ICMP rate limiting).
+//! - `poll_result()`: decided results, in the order they were decided.
+//! - `next_wakeup()`: when the scan next needs a call.
+//!
+//! Invariants: every key of the plan is decided exactly once, unless the
+//! scan is stopped, in which case `undecided()` hands back every key sent
+//! and not decided; together with `next_index()` that is all a resume
+//! needs. Nothing here prints, sleeps or reads a clock.
+
+pub mod hosts;
+pub mod pacing;
+pub mod table;
+
+#[cfg(test)]
+mod sim;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::control::adaptive::Adaptive;
+use crate::control::retry::Budget;
+use crate::control::{Controller, Limits};
+use crate::permute::Permutation;
+use crate::plan::Plan;
+use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
+use crate::validate::Reply;
+
+use hosts::{Hosts, Timing};
+use pacing::Pacer;
+use table::{Entry, Table};
+
+/// How the scan paces itself and decides silence.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub timing: Timing,
+    pub budget: Budget,
+    pub limits: Limits,
+    /// Report UDP ports still unanswered after the fast stage as
+    /// closed|filtered instead of pacing to the ICMP rate limit.
+    pub defeat_icmp_ratelimit: bool,
+    /// Most keys in flight at once (connect backends: file descriptors;
+    /// raw backends: a memory bound).
+    pub max_inflight: usize,
+}
+
+/// One transmission for a driver to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub key: ProbeKey,
+    /// How long the scan will wait for this try (connect backends close
+    /// the socket then).
+    pub timeout: Duration,
+}
+
+/// Per-host facts for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostInfo {
+    /// Smallest first-try round trip seen from this host.
+    pub latency: Option<Duration>,
+}
+
+/// Live numbers for progress displays and summaries.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub decided: u64,
+    pub total: u64,
+    pub open: u64,
+    /// Probes handed to the driver (first tries and retries).
+    pub probes: u64,
+    pub retries: u64,
+    /// The controller's rate now, probes per second.
+    pub rate: f64,
+    pub congestion_events: u64,
+    /// Measured share of tries to responsive ports that drew no answer.
+    pub loss: f64,
+}
+
+pub struct Scan {
+    plan: Plan,
+    settings: Settings,
+    perm: Permutation,
+    total: u64,
+    next_index: u64,
+    carry: VecDeque<ProbeKey>,
+    retries: VecDeque<ProbeKey>,
+    table: Table,
+    hosts: Hosts,
+    pacer: Pacer,
+    ctl: Box<dyn Controller>,
+    results: VecDeque<PortResult>,
+    sending: bool,
+    /// The latest `now` seen (for `next_wakeup`).
+    now: Instant,
+    stats: Stats,
+    due: Vec<(ProbeKey, Entry)>,
+}
+
+impl Scan {
+    pub fn new(plan: Plan, settings: Settings, now: Instant) -> Self {
+        let ctl = Box::new(Adaptive::new(settings.limits, now));
+        Scan::with_controller(plan, settings, ctl, now)
+    }
+
+    /// A scan with another congestion controller.
+    pub fn with_controller(
+        plan: Plan,
+        settings: Settings,
+        ctl: Box<dyn Controller>,
+        now: Instant,
+    ) -> Self {
+        let total = plan.total().unwrap_or(0);
+        Scan {
+            perm: plan.order(),
+            total,
+            next_index: plan.start.min(total),
+            carry: plan.carry.iter().copied().collect(),
+            retries: VecDeque::new(),
+            table: Table::new(),
+            hosts: Hosts::new(settings.timing),
+            pacer: Pacer::new(settings.defeat_icmp_ratelimit),
+            ctl,
+            results: VecDeque::new(),
+            sending: true,
+            now,
+            stats: Stats {
+                total,
+                ..Stats::default()
+            },
+            due: Vec::new(),
+            plan,
+            settings,
+        }
+    }
+
+    fn timeout(&self, ip: &IpAddr) -> Duration {
+        self.hosts.timeout(ip)
+    }
+
+    /// Tries a probe to `ip` gets under the budget, now.
+    fn tries(&self, ip: &IpAddr) -> u32 {
+        self.hosts
+            .tries(ip, &self.settings.budget, self.total.max(1))
+    }
+
+    /// How long to wait for try number `attempt` (0-based) to `ip`: the
+    /// full timeout for a last try, the retransmission timeout otherwise.
+    fn wait(&self, ip: &IpAddr, attempt: u32) -> Duration {
+        let timeout = self.timeout(ip);
+        if attempt + 1 >= self.tries(ip) {
+            timeout
+        } else {
+            self.hosts.rto(ip).min(timeout)
+        }
+    }
+
+    /// The next probe to send at `now`, if any may go.
+    pub fn poll_probe(&mut self, now: Instant) -> Option<Probe> {
+        self.now = self.now.max(now);
+        if !self.sending || self.table.inflight() >= self.settings.max_inflight {
+            return None;
+        }
+        // Paced UDP re-probes follow the target's ICMP budget, not the
+        // path's: they are few and slow, and skip the controller.
+        if let Some(key) = self.pacer.next_probe(now) {
+            let timeout = self.timeout(&key.ip);
+            self.table.sent_once(key, now, timeout);
+            self.ctl.on_send(now, false);
+            return Some(self.handed(key, timeout, true));
+        }
+        if !self.has_work() || !self.ctl.try_send(now) {
+            return None;
+        }
+        while let Some(key) = self.retries.pop_front() {
+            // A retry resolved while it waited is dropped here.
+            if self.table.is_waiting(&key) {
+                let attempt = self.table.attempt(&key).map_or(0, |a| u32::from(a) + 1);
+                let timeout = self.wait(&key.ip, attempt);
+                self.table.sent(key, now, timeout);
+                self.ctl.on_send(now, false);
+                return Some(self.handed(key, timeout, true));
+            }
+        }
+        let next = if self.table.len() >= self.settings.max_inflight {
+            None
+        } else {
+            self.next_new()
+        };
+        let Some(key) = next else {
+            self.ctl.refund();
+            return None;
+        };
+        self.pacer.on_first_send(&key);
+        let timeout = self.wait(&key.ip, 0);
+        // TCP first tries to measured hosts sample the path (an unmeasured
+        // host's first tries wait out the initial timeout: too slow to
+        // steer by).
+        let sampled = key.proto == Proto::Tcp && self.hosts.floor(&key.ip).is_some();
+        let token = self.ctl.on_send(now, sampled);
+        if sampled {
+            self.table.sent_sampled(key, now, timeout, token);
+        } else {
+            self.table.sent(key, now, timeout);
+        }
+        Some(self.handed(key, timeout, false))
+    }
+
+    fn handed(&mut self, key: ProbeKey, timeout: Duration, retry: bool) -> Probe {
+        self.stats.probes += 1;
+        if retry {
+            self.stats.retries += 1;
+        }
+        Probe { key, timeout }
+    }
+
+    fn next_new(&mut self) -> Option<ProbeKey> {
+        if let Some(k) = self.carry.pop_front() {
+            return Some(k);
+        }
+        while self.next_index < self.total {
+            let idx = self.perm.get(self.next_index);
+            self.next_index += 1;
+            if let Some(k) = self.plan.key_at(idx) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// Is there a retry, carried or new key that could go now?
+    fn has_work(&self) -> bool {
+        !self.retries.is_empty()
+            || (self.table.len() < self.settings.max_inflight
+                && (!self.carry.is_empty() || self.next_index < self.total))
+    }
+
+    /// Apply a validated reply received at `now`.
+    pub fn handle_reply(&mut self, now: Instant, reply: Reply) {
+        self.now = self.now.max(now);
+        let Some(entry) = self.table.resolve(&reply.key) else {
+            return; // duplicate, or late for a decided key
+        };
+        let key = reply.key;
+        let first = entry.attempt == 0 && !entry.once;
+        let rtt = first.then(|| now.saturating_duration_since(entry.sent));
+        // ICMP answers to UDP probes come through the target's rate
+        // limit: their timing says nothing about loss on the path.
+        let icmp = key.proto == Proto::Udp && reply.reason != Reason::UdpResponse;
+        let loss = (!entry.once && !icmp).then_some(entry.attempt);
+        let unknown = self.hosts.rtt().srtt().is_none();
+        self.hosts.answered(key.ip, rtt, loss);
+        if unknown && self.hosts.rtt().srtt().is_some() {
+            // The first round trip: tries sent under the initial timeout
+            // need not wait it out.
+            let hosts = &self.hosts;
+            self.table.rearm(|k, e| e.sent + hosts.rto(&k.ip));
+        }
+        let global = self.hosts.rtt();
+        if let Some(srtt) = global.srtt() {
+            self.ctl.on_rtt(srtt, global.rttvar());
+        }
+        if entry.attempt > 0 {
+            self.ctl.on_loss(now);
+        }
+        self.ctl.on_arrival(now);
+        if let Some(token) = entry.sample.filter(|_| first) {
+            let floor = self.hosts.floor(&key.ip).unwrap_or_default();
+            self.ctl.on_reply(now, entry.sent, token, floor);
+        }
+        self.pacer.on_reply(&key, reply.reason, now);
+        self.emit(PortResult {
+            key,
+            state: reply.state,
+            reason: reply.reason,
+            ttl: reply.ttl,
+        });
+    }
+
+    /// Retry or decide the tries whose deadline has passed at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let mut due = std::mem::take(&mut self.due);
+        self.table.due(now, &mut due);
+        for (key, entry) in due.drain(..) {
+            if let Some(token) = entry.sample.filter(|_| entry.attempt == 0) {
+                self.ctl.on_timeout(now, token);
+            }
+            let tries = if entry.once { 0 } else { self.tries(&key.ip) };
+            if u32::from(entry.attempt) + 1 < tries {
+                self.retries.push_back(key);
+                continue;
+            }
+            // The last try: it was sent with a retransmission timeout if
+            // the budget shrank since; wait out the full timeout.
+            let give_up = entry.sent + self.timeout(&key.ip);
+            if !entry.once && now < give_up {
+                self.table.extend(&key, give_up);
+                continue;
+            }
+            self.table.remove(&key);
+            match key.proto {
+                Proto::Tcp => self.emit(PortResult {
+                    key,
+                    state: PortState::Filtered,
+                    reason: Reason::NoResponse,
+                    ttl: None,
+                }),
+                Proto::Udp => {
+                    if let Some(r) = self.pacer.on_expired(key, now) {
+                        self.emit(r);
+                    }
+                }
+            }
+        }
+        self.due = due;
+        for r in self.pacer.poll(now) {
+            self.emit(r);
+        }
+    }
+
+    fn emit(&mut self, r: PortResult) {
+        self.stats.decided += 1;
+        if r.state == PortState::Open {
+            self.stats.open += 1;
+        }
+        self.results.push_back(r);
+    }
+
+    /// The next decided result.
+    pub fn poll_result(&mut self) -> Option<PortResult> {
+        self.results.pop_front()
+    }
+
+    /// When the scan next wants to be called: a deadline, a paced
+    /// re-probe, or the controller's next send when there is work.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let mut wake = self.table.next_deadline();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
+        if self.sending {
+            consider(self.pacer.next_wake());
+            if self.has_work() && self.table.inflight() < self.settings.max_inflight {
+                consider(Some(self.ctl.next_send(self.now)));
+            }
+        }
+        wake
+    }
+
+    /// Stop handing out probes (an interrupt): replies and timeouts are
+    /// still applied while the driver drains.
+    pub fn stop_sending(&mut self) {
+        self.sending = false;
+    }
+
+    /// Every key is decided.
+    pub fn is_finished(&self) -> bool {
+        self.retries.is_empty()
+            && self.carry.is_empty()
+            && self.next_index >= self.total
+            && self.table.is_empty()
+            && self.pacer.is_idle()
+            && self.results.is_empty()
+    }
+
+    /// Keys sent (or carried) and not decided, sorted.
+    pub fn undecided(&self) -> Vec<ProbeKey> {
+        let mut v: Vec<ProbeKey> = self.carry.iter().copied().collect();
+        v.extend(self.table.keys());
+        v.extend(self.pacer.undecided());
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Where the permutation stopped (== total when every key was handed out).
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            rate: self.ctl.rate(),
+            congestion_events: self.ctl.congestion_events(),
+            loss: self.hosts.loss().share(),
+            ..self.stats
+        }
+    }
+
+    /// Hosts that answered, with their latency.
+    pub fn hosts_up(&self) -> impl Iterator<Item = (IpAddr, HostInfo)> + '_ {
+        self.hosts
+            .iter()
+            .map(|(ip, h)| (*ip, HostInfo { latency: h.latency }))
+    }
+}
