@@ -20,7 +20,7 @@ use crate::cli::{Args, nmap_compat};
 use crate::config::{self, Config, Dest, TcpScan};
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
-use crate::output::{Collector, ScanInfo, View, grepable, normal, progress, xml};
+use crate::output::{Collector, Report, ScanInfo, View, grepable, normal, progress, xml};
 use crate::plan::Plan;
 use crate::probe::Cookies;
 use crate::resume::{self, ResumeState};
@@ -335,7 +335,8 @@ fn scan(
             _ => "Connect Scan",
         })
     });
-    let mut collector = Collector::new(view, stderr)
+    let report = Report::new(plan.ports.iter().copied());
+    let mut collector = Collector::new(report, view, stderr)
         .with_progress(io::stderr().is_terminal())
         .with_stats_every(stats);
     if let Some(n) = ndjson {
@@ -344,9 +345,15 @@ fn scan(
     let summary = engine::run(plan, backend, &mut collector, &interrupts);
     collector.finish(&info, &summary);
     let stream_error = collector.stream_error.take();
-    let mut report = std::mem::take(&mut collector.report);
+    let rejected = collector.rejected;
+    let report = std::mem::take(&mut collector.report);
     drop(collector);
-    report.finish();
+    if rejected > 0 {
+        writeln!(
+            stderr,
+            "rawscan: {rejected} results outside the scan's ports or decided twice were ignored"
+        )?;
+    }
 
     // Every requested output gets every result, interrupted or not.
     let normal_body = |w: &mut dyn Write| -> io::Result<()> {

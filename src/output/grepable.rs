@@ -37,14 +37,15 @@ pub fn write(
         time::ctime(info.start),
         one_line(&info.args)
     )?;
-    for (ip, results) in reported_hosts(report, summary, view) {
+    for host in reported_hosts(report, summary, view) {
+        let ip = &host.ip;
         let status = if summary.up.contains_key(ip) {
             "Up"
         } else {
             "Down"
         };
         writeln!(w, "Host: {ip} ()\tStatus: {status}")?;
-        let (rows, groups) = collapse(results, view);
+        let (rows, groups) = collapse(&host, view);
         let ports: Vec<String> = rows
             .iter()
             .map(|r| {
