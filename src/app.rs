@@ -107,17 +107,40 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             }
         },
     };
-    let cfg = match config::build(&args, &config::system_resolve) {
+    let mut cfg = match config::build(&args, &config::system_resolve) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "rawscan: {e}");
             return EXIT_USAGE;
         }
     };
-    let mut plan = cfg.plan();
     if let Some(st) = &resume {
-        plan.seed = st.seed;
-        if plan.total() != Some(st.total) {
+        cfg.seed = st.seed;
+    }
+    let mut plan = match cfg.plan() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(stderr, "rawscan: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(st) = &resume {
+        match st.shard() {
+            Ok(s) if s == plan.shard() => {}
+            Ok(s) => {
+                let _ = writeln!(
+                    stderr,
+                    "rawscan: the resume file is for shard {s}, the saved command line for shard {}; cannot resume",
+                    plan.shard()
+                );
+                return EXIT_ERROR;
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "rawscan: {e:#}");
+                return EXIT_ERROR;
+            }
+        }
+        if plan.len() != st.total {
             let _ = writeln!(
                 stderr,
                 "rawscan: the targets no longer expand to the {} (host, port) pairs of the interrupted scan; cannot resume",
@@ -335,7 +358,7 @@ fn scan(
             _ => "Connect Scan",
         })
     });
-    let report = Report::new(plan.ports.iter().copied());
+    let report = Report::new(plan.ports().iter().copied());
     let mut collector = Collector::new(report, view, stderr)
         .with_progress(io::stderr().is_terminal())
         .with_stats_every(stats);
@@ -406,7 +429,8 @@ fn scan(
             format: resume::FORMAT,
             rawscan: env!("CARGO_PKG_VERSION").into(),
             args: saved_args.to_vec(),
-            seed: plan.seed,
+            seed: plan.seed(),
+            shard: Some(plan.shard().to_string()),
             total: summary.total,
             next_index: summary.next_index,
             undecided: ResumeState::encode_keys(&summary.undecided),

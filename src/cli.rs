@@ -90,6 +90,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Scan only the K-th of N disjoint slices of the (host, port) order,
+    /// 1-based, as masscan; needs --seed, the same on every shard
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
     /// UDP: report ports unanswered after a short wait as closed|filtered
     /// instead of pacing re-probes to the target's ICMP rate limit
     #[arg(long = "defeat-icmp-ratelimit")]

@@ -12,7 +12,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cli::Args;
-use crate::plan::Plan;
+use crate::plan::{Plan, Shard};
 use crate::probe::Proto;
 use crate::table::Timing;
 use crate::targets::{self, HostSet, PortList, SpecError};
@@ -128,6 +128,8 @@ pub struct Config {
     pub rate: u64,
     pub timing: Timing,
     pub seed: u64,
+    /// This run's slice of the scan (`--shard K/N`).
+    pub shard: Shard,
     pub cookie_key: [u8; 16],
     pub reason: bool,
     pub open_only: bool,
@@ -140,7 +142,8 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn plan(&self) -> Plan {
+    /// The plan of this run (its shard of the scan, in the seed's order).
+    pub fn plan(&self) -> Result<Plan, UsageError> {
         let mut ports: Vec<(Proto, u16)> = Vec::new();
         if self.tcp.is_some() {
             ports.extend(self.ports.tcp.iter().map(|&p| (Proto::Tcp, p)));
@@ -148,16 +151,12 @@ impl Config {
         if self.udp {
             ports.extend(self.ports.udp.iter().map(|&p| (Proto::Udp, p)));
         }
-        Plan {
-            hosts: self.hosts.clone(),
-            ports,
-            seed: self.seed,
-            rate: self.rate,
-            timing: self.timing,
-            start: 0,
-            carry: Vec::new(),
-            defeat_icmp_ratelimit: self.defeat_icmp_ratelimit,
-        }
+        let mut plan = Plan::new(self.hosts.clone(), ports, self.seed, self.shard)
+            .map_err(|e| UsageError(e.to_string()))?;
+        plan.rate = self.rate;
+        plan.timing = self.timing;
+        plan.defeat_icmp_ratelimit = self.defeat_icmp_ratelimit;
+        Ok(plan)
     }
 }
 
@@ -300,6 +299,15 @@ pub fn build(
     if rate == 0 {
         return Err(UsageError("invalid --rate '0'".into()));
     }
+    let shard = match &args.shard {
+        None => Shard::WHOLE,
+        Some(spec) => Shard::parse(spec).map_err(UsageError)?,
+    };
+    if args.shard.is_some() && args.seed.is_none() {
+        return Err(UsageError(
+            "--shard needs --seed: every shard must walk the same scan order, so give all of them the same --seed N (or they overlap and leave gaps)".into(),
+        ));
+    }
 
     let cfg = Config {
         hosts,
@@ -309,6 +317,7 @@ pub fn build(
         rate,
         timing,
         seed: args.seed.unwrap_or_else(rand::random),
+        shard,
         cookie_key: rand::random(),
         reason: args.reason,
         open_only: args.open,
@@ -325,11 +334,7 @@ pub fn build(
             ),
         },
     };
-    if cfg.plan().total().is_none() {
-        return Err(UsageError(
-            "too many (host, port) pairs: split the scan".into(),
-        ));
-    }
+    cfg.plan()?;
     Ok(cfg)
 }
 
@@ -354,7 +359,7 @@ mod tests {
         assert_eq!(c.ports.tcp.len(), 1000);
         assert_eq!(c.rate, 10_000);
         assert_eq!(c.timing.max_retries, 10);
-        assert_eq!(c.plan().total(), Some(1000));
+        assert_eq!(c.plan().unwrap().total(), 1000);
     }
 
     #[test]
@@ -376,7 +381,7 @@ mod tests {
         assert_eq!(c.seed, 7);
         assert_eq!(c.rate, 100_000);
         assert_eq!(c.timing.max_retries, 2);
-        assert_eq!(c.plan().total(), Some(8));
+        assert_eq!(c.plan().unwrap().total(), 8);
     }
 
     #[test]
@@ -390,7 +395,7 @@ mod tests {
             "198.18.0.2",
         ])
         .unwrap();
-        assert_eq!(c.plan().ports.len(), 1026);
+        assert_eq!(c.plan().unwrap().ports().len(), 1026);
         let c = cfg(&["rawscan", "-sU", "-p", "53", "198.18.0.2"]).unwrap();
         assert_eq!(c.tcp, None);
     }
@@ -405,6 +410,34 @@ mod tests {
         assert!(e(&["rawscan"]).contains("no targets"));
         assert!(e(&["rawscan", "-sS", "-sT", "198.18.0.2"]).contains("-sT"));
         assert!(e(&["rawscan", "198.18.0.2", "--exclude", "198.18.0.0/24"]).contains("no targets"));
+    }
+
+    #[test]
+    fn shards_need_a_seed_and_a_good_spec() {
+        let c = cfg(&[
+            "rawscan",
+            "--shard",
+            "2/3",
+            "--seed",
+            "5",
+            "-p",
+            "1-10",
+            "198.18.0.0/30",
+        ])
+        .unwrap();
+        assert_eq!(c.shard, Shard::new(2, 3).unwrap());
+        let p = c.plan().unwrap();
+        assert_eq!((p.total(), p.len()), (40, 13));
+        let e = cfg(&["rawscan", "--shard", "1/2", "198.18.0.2"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("--shard needs --seed"), "{e}");
+        for spec in ["0/3", "4/3", "3/0", "a/b", "1/3/4"] {
+            let e = cfg(&["rawscan", "--shard", spec, "--seed", "1", "198.18.0.2"])
+                .unwrap_err()
+                .0;
+            assert!(e.contains(&format!("'{spec}'")), "{e}");
+        }
     }
 
     #[test]

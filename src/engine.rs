@@ -17,7 +17,6 @@ use crossbeam_channel::{RecvTimeoutError, TrySendError};
 
 use crate::net::{Backend, Counters, PROBE_BATCH, Probe};
 use crate::pacing::Pacer;
-use crate::permute::Permutation;
 use crate::plan::Plan;
 use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 use crate::rate::TokenBucket;
@@ -82,7 +81,6 @@ const TICK: Duration = Duration::from_millis(1);
 /// the next new key in permutation order.
 struct Feed<'p> {
     plan: &'p Plan,
-    perm: Permutation,
     next_index: u64,
     total: u64,
     carry: VecDeque<ProbeKey>,
@@ -111,9 +109,8 @@ impl Feed<'_> {
         let key = match self.carry.pop_front() {
             Some(k) => k,
             None if self.next_index < self.total => {
-                let idx = self.perm.get(self.next_index);
                 self.next_index += 1;
-                self.plan.key_at(idx)?
+                self.plan.key(self.next_index - 1)?
             }
             None => return None,
         };
@@ -180,13 +177,12 @@ pub fn run(
     interrupts: &AtomicUsize,
 ) -> Summary {
     let started = Instant::now();
-    let total = plan.total().unwrap_or(0);
+    let total = plan.len();
     let mut table = Table::new(plan.timing);
     let mut pacer = Pacer::new(plan.defeat_icmp_ratelimit);
     let mut bucket = TokenBucket::new(plan.rate, started);
     let mut feed = Feed {
         plan,
-        perm: Permutation::new(total, plan.seed),
         next_index: plan.start.min(total),
         total,
         carry: plan.carry.iter().copied().collect(),
@@ -374,6 +370,7 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::net::Counters;
+    use crate::plan::Shard;
     use crate::table::Timing;
     use crate::targets::parse_hosts;
     use crossbeam_channel::bounded;
@@ -429,24 +426,19 @@ mod tests {
         }
     }
 
-    fn plan(ports: u16) -> Plan {
+    fn plan(ports: u16, seed: u64) -> Plan {
         let hosts = parse_hosts(&["198.18.0.1-3".into()], &[], &|_| Err("no dns".into())).unwrap();
-        Plan {
-            hosts,
-            ports: (1..=ports).map(|p| (Proto::Tcp, p)).collect(),
-            seed: 1,
-            rate: 1_000_000,
-            timing: Timing {
-                initial: Duration::from_millis(30),
-                min: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-                max_retries: 3,
-                adaptive_retries: false,
-            },
-            start: 0,
-            carry: Vec::new(),
-            defeat_icmp_ratelimit: false,
-        }
+        let ports = (1..=ports).map(|p| (Proto::Tcp, p)).collect();
+        let mut p = Plan::new(hosts, ports, seed, Shard::WHOLE).unwrap();
+        p.rate = 1_000_000;
+        p.timing = Timing {
+            initial: Duration::from_millis(30),
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            max_retries: 3,
+            adaptive_retries: false,
+        };
+        p
     }
 
     fn by_port(k: &ProbeKey, tries: u32) -> Option<(PortState, Reason)> {
@@ -462,7 +454,7 @@ mod tests {
     /// a late reply, must not come back as a second result.
     #[test]
     fn every_key_is_decided_exactly_once_despite_stalls_and_duplicates() {
-        let p = plan(400);
+        let p = plan(400, 1);
         let mut rec = Record(Vec::new());
         let s = run(&p, fake(by_port, true), &mut rec, &AtomicUsize::new(0));
         assert_eq!(s.decided, 1200);
@@ -483,8 +475,7 @@ mod tests {
     #[test]
     fn same_seed_same_order() {
         let order = |seed| {
-            let mut p = plan(50);
-            p.seed = seed;
+            let p = plan(50, seed);
             let mut rec = Record(Vec::new());
             run(
                 &p,
@@ -501,7 +492,7 @@ mod tests {
 
     #[test]
     fn an_interrupt_returns_the_undecided_keys() {
-        let p = plan(400);
+        let p = plan(400, 1);
         let mut rec = Record(Vec::new());
         let stop = AtomicUsize::new(1);
         let s = run(&p, fake(|_, _| None, false), &mut rec, &stop);

@@ -80,3 +80,18 @@ fn non_numeric_rate() {
         "notanumber",
     );
 }
+
+#[test]
+fn bad_shard_specs() {
+    for spec in ["0/3", "4/3", "3/0", "a/b", "1/3/4"] {
+        assert_usage_error(
+            &["--shard", spec, "--seed", "1", "-p", "80", TARGET_IP],
+            spec,
+        );
+    }
+}
+
+#[test]
+fn shard_without_seed() {
+    assert_usage_error(&["--shard", "1/2", "-p", "80", TARGET_IP], "--seed");
+}

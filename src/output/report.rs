@@ -123,10 +123,9 @@ impl Codes {
 
     fn get(&self, i: usize) -> u32 {
         match self.bits {
-            4 => self
-                .data
-                .get(i / 2)
-                .map_or(0, |b| u32::from(if i.is_multiple_of(2) { b & 0xF } else { b >> 4 })),
+            4 => self.data.get(i / 2).map_or(0, |b| {
+                u32::from(if i.is_multiple_of(2) { b & 0xF } else { b >> 4 })
+            }),
             8 => self.data.get(i).map_or(0, |&b| u32::from(b)),
             _ => match (self.data.get(2 * i), self.data.get(2 * i + 1)) {
                 (Some(&lo), Some(&hi)) => u32::from(u16::from_le_bytes([lo, hi])),
