@@ -411,8 +411,11 @@ fn scan(
     if cfg.verbose > 0 {
         writeln!(
             stderr,
-            "rawscan: {} probes sent ({} send errors), {} packets received ({} malformed, {} failed validation, {} dropped while busy)",
+            "rawscan: {} probes sent in {:.2}s ({} probes/s achieved, {} asked; {} send errors), {} packets received ({} malformed, {} failed validation, {} dropped while busy)",
             summary.sent,
+            summary.elapsed.as_secs_f64(),
+            progress::achieved_rate(summary.sent, summary.elapsed),
+            plan.rate,
             summary.send_errors,
             summary.received,
             summary.malformed,
