@@ -17,7 +17,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::cli::{Args, nmap_compat};
-use crate::config::{self, Config, Dest, TcpScan};
+use crate::config::{self, Config, Dest, Outputs, TcpScan};
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
 use crate::output::{Collector, Report, ScanInfo, View, grepable, normal, progress, xml};
@@ -263,6 +263,74 @@ fn install_signal_counter() -> anyhow::Result<Arc<AtomicUsize>> {
     Ok(count)
 }
 
+/// The output files of a run, opened (created) before it starts.
+struct Files {
+    normal: Option<BufWriter<File>>,
+    xml: Option<BufWriter<File>>,
+    grepable: Option<BufWriter<File>>,
+    ndjson: Option<BufWriter<File>>,
+}
+
+impl Files {
+    fn open(o: &Outputs) -> anyhow::Result<Files> {
+        let file = |d: &Option<Dest>| -> anyhow::Result<Option<BufWriter<File>>> {
+            match d {
+                Some(Dest::File(p)) => Ok(Some(create(p)?)),
+                _ => Ok(None),
+            }
+        };
+        Ok(Files {
+            normal: file(&o.normal)?,
+            xml: file(&o.xml)?,
+            grepable: file(&o.grepable)?,
+            ndjson: file(&o.ndjson)?,
+        })
+    }
+}
+
+/// Write the finished report to every requested file, and the one format
+/// that goes to stdout (normal output unless another claimed it) to
+/// `final_stdout` (None when NDJSON streamed to stdout).
+fn write_reports(
+    o: &Outputs,
+    files: &mut Files,
+    final_stdout: Option<&mut dyn Write>,
+    info: &ScanInfo,
+    report: &Report,
+    summary: &engine::Summary,
+    view: &View,
+) -> anyhow::Result<()> {
+    let normal_body = |w: &mut dyn Write| -> io::Result<()> {
+        normal::hosts(w, report, summary, view)?;
+        normal::footer(w, info, summary)?;
+        w.flush()
+    };
+    let xml_body =
+        |w: &mut dyn Write| xml::write(w, info, report, summary, view).and_then(|_| w.flush());
+    let grep_body =
+        |w: &mut dyn Write| grepable::write(w, info, report, summary, view).and_then(|_| w.flush());
+    if let Some(f) = files.normal.as_mut() {
+        normal_body(f).context("writing normal output")?;
+    }
+    if let Some(f) = files.xml.as_mut() {
+        xml_body(f).context("writing XML output")?;
+    }
+    if let Some(f) = files.grepable.as_mut() {
+        grep_body(f).context("writing grepable output")?;
+    }
+    if let Some(out) = final_stdout {
+        if o.xml == Some(Dest::Stdout) {
+            xml_body(out)
+        } else if o.grepable == Some(Dest::Stdout) {
+            grep_body(out)
+        } else {
+            normal_body(out)
+        }
+        .context("writing output")?;
+    }
+    Ok(())
+}
+
 fn scan(
     cfg: &Config,
     plan: &Plan,
@@ -272,16 +340,7 @@ fn scan(
 ) -> anyhow::Result<i32> {
     // Open every output file before sending a packet.
     let o = &cfg.outputs;
-    let file = |d: &Option<Dest>| -> anyhow::Result<Option<BufWriter<File>>> {
-        match d {
-            Some(Dest::File(p)) => Ok(Some(create(p)?)),
-            _ => Ok(None),
-        }
-    };
-    let mut normal_file = file(&o.normal)?;
-    let mut xml_file = file(&o.xml)?;
-    let mut grep_file = file(&o.grepable)?;
-    let ndjson_file = file(&o.ndjson)?;
+    let mut files = Files::open(o)?;
     let normal_on_stdout = !o.stdout_taken();
 
     let interrupts = install_signal_counter()?;
@@ -304,7 +363,8 @@ fn scan(
             .chain(saved_args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
-        version: env!("CARGO_PKG_VERSION"),
+        argv: saved_args.to_vec(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
         tcp_type: cfg.tcp.map(|t| {
             if t == TcpScan::Syn && backed.raw {
                 "syn"
@@ -324,6 +384,9 @@ fn scan(
             Vec::new()
         },
         hosts_total: cfg.hosts.len(),
+        seed: plan.seed(),
+        shard: plan.shard(),
+        pairs: plan.len(),
     };
     let view = View {
         reason: cfg.reason,
@@ -334,7 +397,7 @@ fn scan(
         normal::header(stdout, &info).context("writing output")?;
         stdout.flush().context("writing output")?;
     }
-    if let Some(f) = normal_file.as_mut() {
+    if let Some(f) = files.normal.as_mut() {
         normal::header(f, &info).context("writing normal output")?;
     }
 
@@ -345,7 +408,7 @@ fn scan(
         } else {
             (None, Some(stdout))
         };
-    let ndjson: Option<Box<dyn Write + '_>> = match (ndjson_file, stream_stdout) {
+    let ndjson: Option<Box<dyn Write + '_>> = match (files.ndjson.take(), stream_stdout) {
         (Some(f), _) => Some(Box::new(f)),
         (None, Some(s)) => Some(Box::new(s)),
         (None, None) => None,
@@ -363,7 +426,7 @@ fn scan(
         .with_progress(io::stderr().is_terminal())
         .with_stats_every(stats);
     if let Some(n) = ndjson {
-        collector = collector.with_ndjson(n);
+        collector = collector.with_ndjson(n, &info);
     }
     let summary = engine::run(plan, backend, &mut collector, &interrupts);
     collector.finish(&info, &summary);
@@ -379,35 +442,7 @@ fn scan(
     }
 
     // Every requested output gets every result, interrupted or not.
-    let normal_body = |w: &mut dyn Write| -> io::Result<()> {
-        normal::hosts(w, &report, &summary, &view)?;
-        normal::footer(w, &info, &summary)?;
-        w.flush()
-    };
-    let xml_body =
-        |w: &mut dyn Write| xml::write(w, &info, &report, &summary, &view).and_then(|_| w.flush());
-    let grep_body = |w: &mut dyn Write| {
-        grepable::write(w, &info, &report, &summary, &view).and_then(|_| w.flush())
-    };
-    if let Some(f) = normal_file.as_mut() {
-        normal_body(f).context("writing normal output")?;
-    }
-    if let Some(f) = xml_file.as_mut() {
-        xml_body(f).context("writing XML output")?;
-    }
-    if let Some(f) = grep_file.as_mut() {
-        grep_body(f).context("writing grepable output")?;
-    }
-    if let Some(out) = final_stdout {
-        if o.xml == Some(Dest::Stdout) {
-            xml_body(out)
-        } else if o.grepable == Some(Dest::Stdout) {
-            grep_body(out)
-        } else {
-            normal_body(out)
-        }
-        .context("writing output")?;
-    }
+    write_reports(o, &mut files, final_stdout, &info, &report, &summary, &view)?;
     if cfg.verbose > 0 {
         writeln!(
             stderr,

@@ -33,7 +33,7 @@ pub fn write(
     writeln!(
         w,
         "# rawscan {} scan initiated {} as: {}",
-        one_line(info.version),
+        one_line(&info.version),
         time::ctime(info.start),
         one_line(&info.args)
     )?;

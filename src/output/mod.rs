@@ -18,6 +18,7 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use crate::engine::{Progress, Sink, Summary};
+use crate::plan::Shard;
 use crate::probe::{PortResult, PortState, Proto, Reason};
 use crate::services;
 
@@ -27,13 +28,31 @@ pub struct ScanInfo {
     pub start: SystemTime,
     /// The command line, as typed.
     pub args: String,
-    pub version: &'static str,
+    /// The arguments as given, without the program name.
+    pub argv: Vec<String>,
+    pub version: String,
     /// nmap's scaninfo type: "syn", "connect", "udp".
     pub tcp_type: Option<&'static str>,
     pub udp: bool,
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
     pub hosts_total: u128,
+    /// The seed of the scan order.
+    pub seed: u64,
+    /// This run's slice of the scan.
+    pub shard: Shard,
+    /// (host, port) pairs in this run's slice.
+    pub pairs: u64,
+}
+
+impl ScanInfo {
+    /// Every (protocol, port) the scan probes on each host.
+    pub fn ports(&self) -> impl Iterator<Item = (Proto, u16)> + '_ {
+        self.tcp_ports
+            .iter()
+            .map(|&p| (Proto::Tcp, p))
+            .chain(self.udp_ports.iter().map(|&p| (Proto::Udp, p)))
+    }
 }
 
 /// Display choices shared by the human formats.
@@ -167,9 +186,14 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Stream each result as NDJSON to `w` as it is decided.
-    pub fn with_ndjson(mut self, w: Box<dyn Write + 'a>) -> Self {
-        self.ndjson = Some(ndjson::Ndjson::new(w));
+    /// Stream each result as NDJSON to `w` as it is decided, after the
+    /// opening `scan` line.
+    pub fn with_ndjson(mut self, w: Box<dyn Write + 'a>, info: &ScanInfo) -> Self {
+        let mut n = ndjson::Ndjson::new(w);
+        if let Err(e) = n.start(info, &self.view) {
+            self.stream_error = Some(e);
+        }
+        self.ndjson = Some(n);
         self
     }
 
@@ -188,7 +212,8 @@ impl<'a> Collector<'a> {
     pub fn finish(&mut self, info: &ScanInfo, summary: &Summary) {
         self.progress.finish();
         if let Some(n) = self.ndjson.as_mut()
-            && let Err(e) = n.finish(info, summary)
+            && self.stream_error.is_none()
+            && let Err(e) = n.finish(info, &self.report, summary)
         {
             self.stream_error.get_or_insert(e);
         }
@@ -221,6 +246,12 @@ impl Sink for Collector<'_> {
     }
 
     fn progress(&mut self, p: &Progress) {
+        if let Some(n) = self.ndjson.as_mut()
+            && self.stream_error.is_none()
+            && let Err(e) = n.flush()
+        {
+            self.stream_error = Some(e);
+        }
         self.progress.update(p);
         if let Some(s) = self.stats.as_mut() {
             let _ = s.maybe_print(p, self.stderr);

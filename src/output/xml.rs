@@ -177,13 +177,13 @@ pub fn write(
     writeln!(
         w,
         "<!-- rawscan {} scan initiated {startstr} as: {} -->",
-        comment_text(info.version),
+        comment_text(&info.version),
         comment_text(&info.args)
     )?;
     writeln!(
         w,
         "<nmaprun scanner=\"nmap\" args=\"{args}\" start=\"{start}\" startstr=\"{startstr}\" version=\"{}\" xmloutputversion=\"1.05\">",
-        esc(info.version)
+        esc(&info.version)
     )?;
     if let Some(kind) = info.tcp_type {
         writeln!(
@@ -275,12 +275,16 @@ pub(crate) mod tests {
         ScanInfo {
             start: UNIX_EPOCH + Duration::from_secs(1_795_925_100),
             args: "rawscan -sS -sU -p 1-100,443 --reason \"<x>&'y'\" 198.18.0.2-3".into(),
-            version: "0.1.0",
+            argv: Vec::new(),
+            version: "0.1.0".into(),
             tcp_type: Some("syn"),
             udp: true,
             tcp_ports: (1..=100).chain([443]).collect(),
             udp_ports: vec![53, 161],
             hosts_total: 3,
+            seed: 1,
+            shard: crate::plan::Shard::WHOLE,
+            pairs: 3 * 103,
         }
     }
 
