@@ -16,11 +16,12 @@ use std::time::SystemTime;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{Args, nmap_compat};
+use crate::cli::{Args, MergeArgs, nmap_compat};
 use crate::config::{self, Config, Dest, Outputs, TcpScan};
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
-use crate::output::{Collector, Report, ScanInfo, View, grepable, normal, progress, xml};
+use crate::output::ndjson::Ndjson;
+use crate::output::{Collector, Report, ScanInfo, View, grepable, merge, normal, progress, xml};
 use crate::plan::Plan;
 use crate::probe::Cookies;
 use crate::resume::{self, ResumeState};
@@ -89,6 +90,12 @@ fn one_line(e: &clap::Error) -> String {
 
 /// Run with these arguments; returns the exit code.
 pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    // `rawscan merge ...` is a command only as the very first argument; a
+    // host named "merge" is scanned with any option before it
+    // (`rawscan -sS merge`) or as the FQDN `merge.`.
+    if argv.get(1).is_some_and(|a| a == "merge") {
+        return merge_main(&argv, stdout, stderr);
+    }
     let args = match parse_args(argv.clone(), stdout, stderr) {
         Ok(a) => a,
         Err(code) => return code,
@@ -170,6 +177,148 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             EXIT_ERROR
         }
     }
+}
+
+/// `rawscan merge`: read the parts, write the merged report.
+fn merge_main(argv: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let words =
+        std::iter::once(OsString::from("rawscan merge")).chain(argv.iter().skip(2).cloned());
+    let args = match MergeArgs::try_parse_from(nmap_compat(words)) {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = write!(stdout, "{}", e.render());
+                    EXIT_OK
+                }
+                ErrorKind::MissingRequiredArgument => {
+                    let _ = writeln!(
+                        stderr,
+                        "rawscan merge: no FILE given: name the NDJSON files (-oJ) of the shards to merge"
+                    );
+                    EXIT_USAGE
+                }
+                _ => {
+                    let _ = writeln!(stderr, "rawscan merge: {}", one_line(&e));
+                    EXIT_USAGE
+                }
+            };
+        }
+    };
+    let outputs = match Outputs::from_flags(
+        args.out_normal.as_deref(),
+        args.out_xml.as_deref(),
+        args.out_grepable.as_deref(),
+        args.out_ndjson.as_deref(),
+        args.out_all.as_deref(),
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = writeln!(stderr, "rawscan merge: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    for d in [
+        &outputs.normal,
+        &outputs.xml,
+        &outputs.grepable,
+        &outputs.ndjson,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Dest::File(p) = d
+            && args.files.iter().any(|f| f == p)
+        {
+            let _ = writeln!(
+                stderr,
+                "rawscan merge: '{p}' is both an input and an output file"
+            );
+            return EXIT_USAGE;
+        }
+    }
+    match merge_run(&args, &outputs, stdout, stderr) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(stderr, "rawscan merge: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn merge_run(
+    args: &MergeArgs,
+    o: &Outputs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let mut parts: Vec<(String, Box<dyn io::BufRead>)> = Vec::new();
+    for f in &args.files {
+        let r: Box<dyn io::BufRead> = if f == "-" {
+            Box::new(io::BufReader::new(io::stdin()))
+        } else {
+            Box::new(io::BufReader::with_capacity(
+                1 << 16,
+                File::open(f).with_context(|| format!("cannot open '{f}'"))?,
+            ))
+        };
+        parts.push((f.clone(), r));
+    }
+    let m = match merge::merge(parts) {
+        Ok(m) => m,
+        Err(e) => {
+            writeln!(stderr, "rawscan merge: {e}")?;
+            return Ok(EXIT_ERROR);
+        }
+    };
+    for w in &m.warnings {
+        writeln!(stderr, "rawscan merge: warning: {w}")?;
+    }
+    let view = View {
+        reason: m.view.reason || args.reason,
+        open_only: m.view.open_only || args.open,
+        verbose: m.view.verbose.max(args.verbose),
+    };
+    let mut files = Files::open(o)?;
+    if let Some(f) = files.ndjson.as_mut() {
+        merged_ndjson(f, &m, &view).context("writing NDJSON output")?;
+    }
+    if let Some(f) = files.normal.as_mut() {
+        normal::header(f, &m.info).context("writing normal output")?;
+    }
+    let final_stdout: Option<&mut dyn Write> = if o.ndjson == Some(Dest::Stdout) {
+        merged_ndjson(stdout, &m, &view).context("writing NDJSON output")?;
+        None
+    } else {
+        if !o.stdout_taken() {
+            normal::header(stdout, &m.info).context("writing output")?;
+        }
+        Some(stdout)
+    };
+    write_reports(
+        o,
+        &mut files,
+        final_stdout,
+        &m.info,
+        &m.report,
+        &m.summary,
+        &view,
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// The merged scan as one NDJSON file: the same lines one scan writes.
+fn merged_ndjson(w: &mut dyn Write, m: &merge::Merged, view: &View) -> io::Result<()> {
+    let mut nd = Ndjson::new(w);
+    nd.start(&m.info, view)?;
+    for host in m.report.hosts() {
+        for r in host.results() {
+            nd.result(&r)?;
+        }
+    }
+    nd.finish(&m.info, &m.report, &m.summary)
 }
 
 fn parse_args(

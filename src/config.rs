@@ -64,13 +64,30 @@ pub struct Outputs {
 
 impl Outputs {
     fn from_args(a: &Args) -> Result<Outputs, UsageError> {
+        Outputs::from_flags(
+            a.out_normal.as_deref(),
+            a.out_xml.as_deref(),
+            a.out_grepable.as_deref(),
+            a.out_ndjson.as_deref(),
+            a.out_all.as_deref(),
+        )
+    }
+
+    /// From the -oN, -oX, -oG, -oJ and -oA values.
+    pub fn from_flags(
+        normal: Option<&str>,
+        xml: Option<&str>,
+        grepable: Option<&str>,
+        ndjson: Option<&str>,
+        all: Option<&str>,
+    ) -> Result<Outputs, UsageError> {
         let mut o = Outputs {
-            normal: a.out_normal.as_deref().map(Dest::parse),
-            xml: a.out_xml.as_deref().map(Dest::parse),
-            grepable: a.out_grepable.as_deref().map(Dest::parse),
-            ndjson: a.out_ndjson.as_deref().map(Dest::parse),
+            normal: normal.map(Dest::parse),
+            xml: xml.map(Dest::parse),
+            grepable: grepable.map(Dest::parse),
+            ndjson: ndjson.map(Dest::parse),
         };
-        if let Some(base) = &a.out_all {
+        if let Some(base) = all {
             if base == "-" {
                 return Err(UsageError("-oA needs a file name base, not '-'".into()));
             }

@@ -5,6 +5,7 @@
 //! to stdout or files; progress and `-v` discoveries go to stderr.
 
 pub mod grepable;
+pub mod merge;
 pub mod ndjson;
 pub mod normal;
 pub mod progress;
