@@ -237,6 +237,9 @@ impl Report {
         }) {
             Some(c) => c,
             None => {
+                // Most hosts have one to three classes: grow one at a time
+                // (a default Vec would reserve 4 at once).
+                host.classes.reserve_exact(1);
                 host.classes.push(Class {
                     state: r.state,
                     proto: r.key.proto,
