@@ -742,13 +742,13 @@ timed() {
         >"$out" 2>"$out.err" || { echo "  FAILED ($*): $(tail -3 "$out.err")" >&2; return 1; }
 }
 
-rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1"; }
+rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1" 2>/dev/null || echo "?"; }
 wall_s() {
     awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0
-        for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s}' "$1"
+        for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s}' "$1" 2>/dev/null || echo 0
 }
 # Probes sent, from rawscan's -v counters line.
-sent_of() { grep -o '[0-9]* probes sent' "$1" | tail -1 | awk '{print $1}'; }
+sent_of() { grep -o '[0-9]* probes sent' "$1" | tail -1 | awk '{print $1}' || true; }
 rate_of() { awk -v n="$1" -v t="$2" 'BEGIN {if (t > 0) printf "%d", n / t; else print 0}'; }
 
 # sweep_rawscan BIN LABEL RANGE NHOSTS NPORTS PORT_ARGS...
@@ -760,7 +760,7 @@ sweep_rawscan() {
     timed "$out" "$bin" -sS -n -v $RAWSCAN_ARGS "$@" -oX "$out.xml" "$range" || return 0
     wall=$(wall_s "$out.time")
     sent=$(sent_of "$out.err")
-    reported=$(grep -o '[0-9]* probes/s achieved' "$out.err" | awk '{print $1}')
+    reported=$(grep -o '[0-9]* probes/s achieved' "$out.err" | awk '{print $1}' || true)
     verdict=$(python3 "$WORK/helper.py" sweep_check "$out.xml" "$nhosts" "$(csv "${SWEEP_OPEN[@]}")" "$nports")
     printf '%-30s wall %8.2fs  sent %9s  achieved %7s/s (rawscan says %s)  peak RSS %7s MB  %s\n' \
         "$label" "$wall" "${sent:-?}" "$(rate_of "${sent:-0}" "$wall")" "${reported:-n/a}" \
@@ -776,12 +776,16 @@ scenario_sweep() {
     echo "   running at the same time: $(uptime | sed 's/.*load/load/')"
 
     sweep_rawscan "$RAWSCAN" "rawscan /16 x top-100" "$SWEEP16" 65536 100 --top-ports 100
-    [ -n "$old" ] && sweep_rawscan "$old" "OLD rawscan /16 x top-100" "$SWEEP16" 65536 100 --top-ports 100
+    if [ -n "$old" ]; then
+        sweep_rawscan "$old" "OLD rawscan /16 x top-100" "$SWEEP16" 65536 100 --top-ports 100
+    fi
     # Every host of the /15 answers but the link's /24, where only the
     # target itself does: 131,072 - 256 + 1 hosts up. The scanner's own
     # address is left out (its kernel would answer it over loopback).
     sweep_rawscan "$RAWSCAN" "rawscan /15 x 10" "$SWEEP15" 130817 10 --top-ports 10 --exclude "$SCANNER_IP"
-    [ -n "$old" ] && sweep_rawscan "$old" "OLD rawscan /15 x 10" "$SWEEP15" 130817 10 --top-ports 10 --exclude "$SCANNER_IP"
+    if [ -n "$old" ]; then
+        sweep_rawscan "$old" "OLD rawscan /15 x 10" "$SWEEP15" 130817 10 --top-ports 10 --exclude "$SCANNER_IP"
+    fi
 
     echo "-- /20 x top-100, rawscan vs nmap -T4 vs masscan --rate $rate"
     sweep_rawscan "$RAWSCAN" "rawscan /20 x top-100" "$SWEEP20" 4096 100 --top-ports 100
@@ -789,8 +793,8 @@ scenario_sweep() {
     # shellcheck disable=SC2086
     if timed "$out" nmap -sS -n -Pn $NMAP_ARGS --top-ports 100 -oX "$out.xml" "$SWEEP20"; then
         wall=$(wall_s "$out.time")
-        printf '%-30s wall %8.2fs  sent %9s  achieved %7s/s  peak RSS %7s MB  %s\n' \
-            "nmap /20 x top-100" "$wall" "409600+" "$(rate_of 409600 "$wall")" "$(rss_mb "$out.time")" \
+        printf '%-30s wall %8.2fs  pairs %8s  pairs/s %7s    peak RSS %7s MB  %s\n' \
+            "nmap /20 x top-100" "$wall" 409600 "$(rate_of 409600 "$wall")" "$(rss_mb "$out.time")" \
             "$(python3 "$WORK/helper.py" sweep_check "$out.xml" 4096 "$top" 100)"
     fi
     if command -v masscan >/dev/null; then
@@ -809,8 +813,8 @@ scenario_sweep() {
         kill "$ticker" 2>/dev/null || true
         wait "$ticker" 2>/dev/null || true
         wall=$(wall_s "$out.time")
-        printf '%-30s wall %8.2fs  sent %9s  achieved %7s/s  peak RSS %7s MB  %s\n' \
-            "masscan /20 x top-100" "$wall" "409600" "$(rate_of 409600 "$wall")" "$(rss_mb "$out.time")" \
+        printf '%-30s wall %8.2fs  pairs %8s  pairs/s %7s    peak RSS %7s MB  %s\n' \
+            "masscan /20 x top-100" "$wall" 409600 "$(rate_of 409600 "$wall")" "$(rss_mb "$out.time")" \
             "$(python3 "$WORK/helper.py" masscan_check "$out" 4096 "$top")"
     fi
 
@@ -829,7 +833,7 @@ scenario_sweep() {
         files+=("$WORK/shard-$k.ndjson")
     done
     wall=$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.2f", a - b}')
-    printf '%-30s wall %8.2fs  achieved %7s/s  peak RSS per shard %s MB (max of 4); NDJSON %s MB\n' \
+    printf '%-30s wall %8.2fs  pairs/s %7s  peak RSS per shard %s MB (max of 4); NDJSON %s MB\n' \
         "4 shards /16 x top-100" "$wall" "$(rate_of 6553600 "$wall")" "$shard_rss" \
         "$(du -cm "${files[@]}" | tail -1 | cut -f1)"
     out="$WORK/merge.txt"
