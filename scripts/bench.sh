@@ -10,7 +10,15 @@
 #   udp-top100   -sU --top-ports 100, DEFAULT ICMP rate limit (N_UDP runs)
 #   udp-1024     -sU -p 1-1024, DEFAULT ICMP rate limit (N_UDP runs; about
 #                17 min per tool per run: every closed port costs ~1 s)
-# Each scenario gets a fresh lab.  masscan only runs the TCP scenario.
+#   sweep        network sweeps, one run each (heavy: about 15 min): a /16 x
+#                top-100 TCP ports at -T4 (wall time, achieved rate, peak
+#                RSS); the whole 198.18.0.0/15 (131,072 hosts) x 10 ports
+#                (peak RSS); a /20 x top-100 with rawscan, nmap -T4 and
+#                masscan at rawscan's -T4 rate; the /16 again as 4 shards
+#                under GNU parallel, merged with `rawscan merge`.
+#                OLD_RAWSCAN_BIN=path also runs the two big sweeps with
+#                another rawscan binary (peak RSS before a change).
+# Each scenario gets a fresh lab.  masscan runs the TCP and sweep scenarios.
 #
 # Environment:
 #   N=5                   TCP runs per tool (median wall time is reported)
@@ -21,11 +29,15 @@
 #   NMAP_UDP_ARGS=""      extra nmap arguments for the UDP scenarios
 #   RAWSCAN_BIN=...       binary to use (default: cargo build --release)
 #   TOOLS="rawscan nmap masscan"   which tools to run
-#   SCENARIOS="tcp udp-top100 udp-1024"
+#   SCENARIOS="tcp udp-top100 udp-1024"   (sweep is not in the default list)
+#   OLD_RAWSCAN_BIN=...   sweep: a second rawscan to compare peak RSS with
 #
 # Lab: scanner namespace 198.18.0.1 <-veth-> target namespace 198.18.0.2, no
 # default route anywhere, unique names rs-<pid>-b-{s,t}, removed on exit.  The
-# only address ever scanned is 198.18.0.2 inside the target namespace.  Runs
+# only address scanned is 198.18.0.2 inside the target namespace, except in
+# the sweep scenario, where local routes in the target namespace make every
+# address of 198.18.0.0/15 outside the link's /24 answer as the target
+# (listeners bound to 0.0.0.0), and the scanner routes 198.18.0.0/15 to it.  Runs
 # hold /tmp/rawscan-lab.lock (as the Rust lab tests do), so benches and lab
 # tests never overlap on the 2 cores.  The UDP services (dnsmasq, chronyd,
 # snmpd, a python echo) run only inside the target namespace, bound to
@@ -409,6 +421,43 @@ def compare(truth_path, fmt, path, proto, xml=""):
     else:
         print(f"exact ({len(tr)} ports){source}")
 
+
+def sweep_check(xml, nhosts, open_csv, nports):
+    """Every host of a sweep: up, with exactly the open ports and the rest
+    closed (rows plus extraports counts), from nmap-style XML."""
+    want_open = {int(p) for p in open_csv.split(",") if p}
+    nhosts, nports = int(nhosts), int(nports)
+    text = open(xml, errors="replace").read()
+    hosts = bad = 0
+    for h in re.finditer(r"<host[ >].*?</host>", text, re.S):
+        b = h.group(0)
+        if 'state="up"' not in b:
+            continue
+        hosts += 1
+        opened = {int(m.group(1)) for m in re.finditer(
+            r'portid="(\d+)"><state state="open"', b)}
+        closed = sum(int(m.group(1)) for m in re.finditer(
+            r'<extraports state="closed" count="(\d+)"', b))
+        closed += len(re.findall(r'<state state="closed"', b))
+        if opened != want_open or closed + len(opened) != nports:
+            bad += 1
+    if hosts == nhosts and bad == 0:
+        print(f"exact ({hosts} hosts up, each {sorted(want_open)} open, the rest closed)")
+    else:
+        print(f"WRONG: {hosts}/{nhosts} hosts up, {bad} with other states")
+
+def masscan_check(path, nhosts, open_csv):
+    want = {int(p) for p in open_csv.split(",") if p}
+    got = {}
+    for line in open(path, errors="replace"):
+        w = line.split()
+        if len(w) >= 4 and w[0] == "open" and w[1] == "tcp":
+            got.setdefault(w[3], set()).add(int(w[2]))
+    full = sum(1 for s in got.values() if s == want)
+    found = sum(len(s) for s in got.values())
+    print(f"{full}/{nhosts} hosts with all {len(want)} open ports; "
+          f"{found}/{int(nhosts) * len(want)} open ports found (open ports only)")
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd in ("truth", "truth_udp"):
@@ -416,6 +465,10 @@ if __name__ == "__main__":
         (truth if cmd == "truth" else truth_udp)(sys.argv[2], *lists)
     elif cmd == "compare":
         compare(*sys.argv[2:])
+    elif cmd == "sweep_check":
+        sweep_check(*sys.argv[2:])
+    elif cmd == "masscan_check":
+        masscan_check(*sys.argv[2:])
 PY
     cat >"$WORK/udpcheck.py" <<'PY'
 # Check that each UDP service of the target answers a real request, matched
@@ -654,6 +707,145 @@ scenario_udp() { # label ports-args timeout
     lab_down
 }
 
+# --------------------------------------------------------------------------
+# Sweep scenario: many hosts, few ports (one lab, one run per measurement)
+# --------------------------------------------------------------------------
+
+SWEEP16=198.19.0.0/16      # 65,536 hosts
+SWEEP20=198.19.0.0/20      # 4,096 hosts
+SWEEP15=198.18.0.0/15      # 131,072 hosts: the whole lab range
+SWEEP_OPEN=(22 80 443)     # listeners on 0.0.0.0: open on every address
+SWEEP_SEED=20261206
+
+# The target answers on all of 198.18.0.0/15 except the link's /24 (whose
+# other addresses stay silent); the scanner sends the range to the target,
+# the link's /24 included (two /25s, more specific than the connected /24).
+setup_sweep() {
+    local net
+    tcp_listen "${SWEEP_OPEN[@]}"
+    for net in 198.18.1.0/24 198.18.2.0/23 198.18.4.0/22 198.18.8.0/21 198.18.16.0/20 \
+        198.18.32.0/19 198.18.64.0/18 198.18.128.0/17 198.19.0.0/16; do
+        ip -n "$T" route add local "$net" dev lo
+    done
+    ip -n "$S" route add 198.18.0.0/15 via "$TARGET_IP"
+    ip -n "$S" route add 198.18.0.0/25 via "$TARGET_IP"
+    ip -n "$S" route add 198.18.0.128/25 via "$TARGET_IP"
+    ip netns exec "$T" sysctl -q -w net.ipv4.icmp_msgs_per_sec=1000000 net.ipv4.icmp_msgs_burst=1000000
+}
+
+# timed OUT cmd...: run cmd in the scanner namespace under /usr/bin/time -v
+# (ip netns exec execs cmd, so the figures are the command's own).
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -v -o "$out.time" ip netns exec "$S" timeout -s INT -k 10 1200 "$@" \
+        >"$out" 2>"$out.err" || { echo "  FAILED ($*): $(tail -3 "$out.err")" >&2; return 1; }
+}
+
+rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2 / 1024}' "$1" 2>/dev/null || echo "?"; }
+wall_s() {
+    awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, t, ":"); s = 0
+        for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.2f", s}' "$1" 2>/dev/null || echo 0
+}
+# Probes sent, from rawscan's -v counters line.
+sent_of() { grep -o '[0-9]* probes sent' "$1" | tail -1 | awk '{print $1}' || true; }
+rate_of() { awk -v n="$1" -v t="$2" 'BEGIN {if (t > 0) printf "%d", n / t; else print 0}'; }
+
+# sweep_rawscan BIN LABEL RANGE NHOSTS NPORTS PORT_ARGS...
+sweep_rawscan() {
+    local bin=$1 label=$2 range=$3 nhosts=$4 nports=$5
+    shift 5
+    local out="$WORK/sweep-${label//[^A-Za-z0-9]/_}.txt" verdict sent wall reported
+    # shellcheck disable=SC2086
+    timed "$out" "$bin" -sS -n -v $RAWSCAN_ARGS "$@" -oX "$out.xml" "$range" || return 0
+    wall=$(wall_s "$out.time")
+    sent=$(sent_of "$out.err")
+    reported=$(grep -o '[0-9]* probes/s achieved' "$out.err" | awk '{print $1}' || true)
+    verdict=$(python3 "$WORK/helper.py" sweep_check "$out.xml" "$nhosts" "$(csv "${SWEEP_OPEN[@]}")" "$nports")
+    printf '%-30s wall %8.2fs  sent %9s  achieved %7s/s (rawscan says %s)  peak RSS %7s MB  %s\n' \
+        "$label" "$wall" "${sent:-?}" "$(rate_of "${sent:-0}" "$wall")" "${reported:-n/a}" \
+        "$(rss_mb "$out.time")" "$verdict"
+}
+
+scenario_sweep() {
+    local top rate=100000 out wall k shard_rss=0 r files=() old=${OLD_RAWSCAN_BIN:-}
+    lab_up
+    setup_sweep
+    top=$(csv "${SWEEP_OPEN[@]}")
+    echo "== Sweeps (AnyIP target; open ${SWEEP_OPEN[*]} on every address, rest closed); rawscan $RAWSCAN_ARGS"
+    echo "   running at the same time: $(uptime | sed 's/.*load/load/')"
+
+    sweep_rawscan "$RAWSCAN" "rawscan /16 x top-100" "$SWEEP16" 65536 100 --top-ports 100
+    if [ -n "$old" ]; then
+        sweep_rawscan "$old" "OLD rawscan /16 x top-100" "$SWEEP16" 65536 100 --top-ports 100
+    fi
+    # Every host of the /15 answers but the link's /24, where only the
+    # target itself does: 131,072 - 256 + 1 hosts up. The scanner's own
+    # address is left out (its kernel would answer it over loopback).
+    sweep_rawscan "$RAWSCAN" "rawscan /15 x 10" "$SWEEP15" 130817 10 --top-ports 10 --exclude "$SCANNER_IP"
+    if [ -n "$old" ]; then
+        sweep_rawscan "$old" "OLD rawscan /15 x 10" "$SWEEP15" 130817 10 --top-ports 10 --exclude "$SCANNER_IP"
+    fi
+
+    echo "-- /20 x top-100, rawscan vs nmap -T4 vs masscan --rate $rate"
+    sweep_rawscan "$RAWSCAN" "rawscan /20 x top-100" "$SWEEP20" 4096 100 --top-ports 100
+    out="$WORK/sweep-nmap20.txt"
+    # shellcheck disable=SC2086
+    if timed "$out" nmap -sS -n -Pn $NMAP_ARGS --top-ports 100 -oX "$out.xml" "$SWEEP20"; then
+        wall=$(wall_s "$out.time")
+        printf '%-30s wall %8.2fs  pairs %8s  pairs/s %7s    peak RSS %7s MB  %s\n' \
+            "nmap /20 x top-100" "$wall" 409600 "$(rate_of 409600 "$wall")" "$(rss_mb "$out.time")" \
+            "$(python3 "$WORK/helper.py" sweep_check "$out.xml" 4096 "$top" 100)"
+    fi
+    if command -v masscan >/dev/null; then
+        local smac tmac ports ticker
+        smac=$(mac_of "$S" "$S")
+        tmac=$(mac_of "$T" "$T")
+        # rawscan's top-100 list, so both scan the same pairs.
+        ports=$(python3 -c "import re,sys; t=open(sys.argv[1]).read(); print(re.search(r'protocol=\"tcp\" numservices=\"100\" services=\"([^\"]+)\"', t).group(1))" "$WORK/sweep-rawscan__20_x_top_100.txt.xml")
+        out="$WORK/sweep-masscan20.txt"
+        ip netns exec "$T" bash -c \
+            "while :; do echo x >/dev/udp/$SCANNER_IP/9; sleep 0.1; done" 2>/dev/null &
+        ticker=$!
+        /usr/bin/time -v -o "$out.time" ip netns exec "$S" timeout -s INT -k 5 120 masscan \
+            -p "$ports" "$SWEEP20" --rate "$rate" --adapter "$S" --adapter-ip "$SCANNER_IP" \
+            --adapter-mac "$smac" --router-mac "$tmac" --wait 2 -oL "$out" >"$out.out" 2>"$out.err" || true
+        kill "$ticker" 2>/dev/null || true
+        wait "$ticker" 2>/dev/null || true
+        wall=$(wall_s "$out.time")
+        printf '%-30s wall %8.2fs  pairs %8s  pairs/s %7s    peak RSS %7s MB  %s\n' \
+            "masscan /20 x top-100" "$wall" 409600 "$(rate_of 409600 "$wall")" "$(rss_mb "$out.time")" \
+            "$(python3 "$WORK/helper.py" masscan_check "$out" 4096 "$top")"
+    fi
+
+    echo "-- /16 x top-100 as 4 shards under GNU parallel (--rate $((rate / 4)) each), then rawscan merge"
+    local t0 t1
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    ip netns exec "$S" parallel --will-cite --halt now,fail=1 -j4 \
+        /usr/bin/time -v -o "$WORK/shard-{}.time" "$RAWSCAN" -sS -n $RAWSCAN_ARGS --rate $((rate / 4)) \
+        --top-ports 100 --shard {}/4 --seed "$SWEEP_SEED" -oJ "$WORK/shard-{}.ndjson" "$SWEEP16" \
+        ::: 1 2 3 4 >/dev/null 2>"$WORK/shards.err" || echo "  shards FAILED: $(tail -3 "$WORK/shards.err")"
+    t1=$(date +%s.%N)
+    for k in 1 2 3 4; do
+        r=$(rss_mb "$WORK/shard-$k.time")
+        shard_rss=$(awk -v a="$r" -v b="$shard_rss" 'BEGIN {print (a > b) ? a : b}')
+        files+=("$WORK/shard-$k.ndjson")
+    done
+    wall=$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.2f", a - b}')
+    printf '%-30s wall %8.2fs  pairs/s %7s  peak RSS per shard %s MB (max of 4); NDJSON %s MB\n' \
+        "4 shards /16 x top-100" "$wall" "$(rate_of 6553600 "$wall")" "$shard_rss" \
+        "$(du -cm "${files[@]}" | tail -1 | cut -f1)"
+    out="$WORK/merge.txt"
+    /usr/bin/time -v -o "$out.time" "$RAWSCAN" merge -oX "$out.xml" -oN /dev/null "${files[@]}" \
+        >/dev/null 2>"$out.err" || echo "  merge FAILED: $(cat "$out.err")"
+    printf '%-30s wall %8.2fs  peak RSS %7s MB  %s\n' "rawscan merge (4 shards)" \
+        "$(wall_s "$out.time")" "$(rss_mb "$out.time")" \
+        "$(python3 "$WORK/helper.py" sweep_check "$out.xml" 65536 "$top" 100)"
+    rm -f "${files[@]}"
+    lab_down
+}
+
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
     local tool sc udp=0
@@ -661,7 +853,12 @@ main() {
         case $sc in
         tcp) ;;
         udp-top100 | udp-1024) udp=1 ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024)" ;;
+        sweep)
+            for tool in parallel /usr/bin/time; do
+                command -v "$tool" >/dev/null || die "$tool is not installed (sweep: Debian parallel, time)"
+            done
+            ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep)" ;;
         esac
     done
     for tool in ip nft python3 timeout flock; do
@@ -688,6 +885,7 @@ main() {
         tcp) scenario_tcp ;;
         udp-top100) scenario_udp udp-top100 "--top-ports 100" 1200 ;;
         udp-1024) scenario_udp udp-1024 "-p 1-1024" 5400 ;;
+        sweep) scenario_sweep ;;
         esac
     done
 }

@@ -16,11 +16,12 @@ use std::time::SystemTime;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::cli::{Args, nmap_compat};
-use crate::config::{self, Config, Dest, TcpScan};
+use crate::cli::{Args, MergeArgs, nmap_compat};
+use crate::config::{self, Config, Dest, Outputs, TcpScan};
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
-use crate::output::{Collector, ScanInfo, View, grepable, normal, progress, xml};
+use crate::output::ndjson::Ndjson;
+use crate::output::{Collector, Report, ScanInfo, View, grepable, merge, normal, progress, xml};
 use crate::plan::Plan;
 use crate::probe::Cookies;
 use crate::resume::{self, ResumeState};
@@ -89,6 +90,12 @@ fn one_line(e: &clap::Error) -> String {
 
 /// Run with these arguments; returns the exit code.
 pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    // `rawscan merge ...` is a command only as the very first argument; a
+    // host named "merge" is scanned with any option before it
+    // (`rawscan -sS merge`) or as the FQDN `merge.`.
+    if argv.get(1).is_some_and(|a| a == "merge") {
+        return merge_main(&argv, stdout, stderr);
+    }
     let args = match parse_args(argv.clone(), stdout, stderr) {
         Ok(a) => a,
         Err(code) => return code,
@@ -107,17 +114,40 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             }
         },
     };
-    let cfg = match config::build(&args, &config::system_resolve) {
+    let mut cfg = match config::build(&args, &config::system_resolve) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "rawscan: {e}");
             return EXIT_USAGE;
         }
     };
-    let mut plan = cfg.plan();
     if let Some(st) = &resume {
-        plan.seed = st.seed;
-        if plan.total() != Some(st.total) {
+        cfg.seed = st.seed;
+    }
+    let mut plan = match cfg.plan() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(stderr, "rawscan: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if let Some(st) = &resume {
+        match st.shard() {
+            Ok(s) if s == plan.shard() => {}
+            Ok(s) => {
+                let _ = writeln!(
+                    stderr,
+                    "rawscan: the resume file is for shard {s}, the saved command line for shard {}; cannot resume",
+                    plan.shard()
+                );
+                return EXIT_ERROR;
+            }
+            Err(e) => {
+                let _ = writeln!(stderr, "rawscan: {e:#}");
+                return EXIT_ERROR;
+            }
+        }
+        if plan.len() != st.total {
             let _ = writeln!(
                 stderr,
                 "rawscan: the targets no longer expand to the {} (host, port) pairs of the interrupted scan; cannot resume",
@@ -147,6 +177,148 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             EXIT_ERROR
         }
     }
+}
+
+/// `rawscan merge`: read the parts, write the merged report.
+fn merge_main(argv: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let words =
+        std::iter::once(OsString::from("rawscan merge")).chain(argv.iter().skip(2).cloned());
+    let args = match MergeArgs::try_parse_from(nmap_compat(words)) {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = write!(stdout, "{}", e.render());
+                    EXIT_OK
+                }
+                ErrorKind::MissingRequiredArgument => {
+                    let _ = writeln!(
+                        stderr,
+                        "rawscan merge: no FILE given: name the NDJSON files (-oJ) of the shards to merge"
+                    );
+                    EXIT_USAGE
+                }
+                _ => {
+                    let _ = writeln!(stderr, "rawscan merge: {}", one_line(&e));
+                    EXIT_USAGE
+                }
+            };
+        }
+    };
+    let outputs = match Outputs::from_flags(
+        args.out_normal.as_deref(),
+        args.out_xml.as_deref(),
+        args.out_grepable.as_deref(),
+        args.out_ndjson.as_deref(),
+        args.out_all.as_deref(),
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = writeln!(stderr, "rawscan merge: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    for d in [
+        &outputs.normal,
+        &outputs.xml,
+        &outputs.grepable,
+        &outputs.ndjson,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Dest::File(p) = d
+            && args.files.iter().any(|f| f == p)
+        {
+            let _ = writeln!(
+                stderr,
+                "rawscan merge: '{p}' is both an input and an output file"
+            );
+            return EXIT_USAGE;
+        }
+    }
+    match merge_run(&args, &outputs, stdout, stderr) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(stderr, "rawscan merge: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn merge_run(
+    args: &MergeArgs,
+    o: &Outputs,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let mut parts: Vec<(String, Box<dyn io::BufRead>)> = Vec::new();
+    for f in &args.files {
+        let r: Box<dyn io::BufRead> = if f == "-" {
+            Box::new(io::BufReader::new(io::stdin()))
+        } else {
+            Box::new(io::BufReader::with_capacity(
+                1 << 16,
+                File::open(f).with_context(|| format!("cannot open '{f}'"))?,
+            ))
+        };
+        parts.push((f.clone(), r));
+    }
+    let m = match merge::merge(parts) {
+        Ok(m) => m,
+        Err(e) => {
+            writeln!(stderr, "rawscan merge: {e}")?;
+            return Ok(EXIT_ERROR);
+        }
+    };
+    for w in &m.warnings {
+        writeln!(stderr, "rawscan merge: warning: {w}")?;
+    }
+    let view = View {
+        reason: m.view.reason || args.reason,
+        open_only: m.view.open_only || args.open,
+        verbose: m.view.verbose.max(args.verbose),
+    };
+    let mut files = Files::open(o)?;
+    if let Some(f) = files.ndjson.as_mut() {
+        merged_ndjson(f, &m, &view).context("writing NDJSON output")?;
+    }
+    if let Some(f) = files.normal.as_mut() {
+        normal::header(f, &m.info).context("writing normal output")?;
+    }
+    let final_stdout: Option<&mut dyn Write> = if o.ndjson == Some(Dest::Stdout) {
+        merged_ndjson(stdout, &m, &view).context("writing NDJSON output")?;
+        None
+    } else {
+        if !o.stdout_taken() {
+            normal::header(stdout, &m.info).context("writing output")?;
+        }
+        Some(stdout)
+    };
+    write_reports(
+        o,
+        &mut files,
+        final_stdout,
+        &m.info,
+        &m.report,
+        &m.summary,
+        &view,
+    )?;
+    Ok(EXIT_OK)
+}
+
+/// The merged scan as one NDJSON file: the same lines one scan writes.
+fn merged_ndjson(w: &mut dyn Write, m: &merge::Merged, view: &View) -> io::Result<()> {
+    let mut nd = Ndjson::new(w);
+    nd.start(&m.info, view)?;
+    for host in m.report.hosts() {
+        for r in host.results() {
+            nd.result(&r)?;
+        }
+    }
+    nd.finish(&m.info, &m.report, &m.summary)
 }
 
 fn parse_args(
@@ -240,6 +412,74 @@ fn install_signal_counter() -> anyhow::Result<Arc<AtomicUsize>> {
     Ok(count)
 }
 
+/// The output files of a run, opened (created) before it starts.
+struct Files {
+    normal: Option<BufWriter<File>>,
+    xml: Option<BufWriter<File>>,
+    grepable: Option<BufWriter<File>>,
+    ndjson: Option<BufWriter<File>>,
+}
+
+impl Files {
+    fn open(o: &Outputs) -> anyhow::Result<Files> {
+        let file = |d: &Option<Dest>| -> anyhow::Result<Option<BufWriter<File>>> {
+            match d {
+                Some(Dest::File(p)) => Ok(Some(create(p)?)),
+                _ => Ok(None),
+            }
+        };
+        Ok(Files {
+            normal: file(&o.normal)?,
+            xml: file(&o.xml)?,
+            grepable: file(&o.grepable)?,
+            ndjson: file(&o.ndjson)?,
+        })
+    }
+}
+
+/// Write the finished report to every requested file, and the one format
+/// that goes to stdout (normal output unless another claimed it) to
+/// `final_stdout` (None when NDJSON streamed to stdout).
+fn write_reports(
+    o: &Outputs,
+    files: &mut Files,
+    final_stdout: Option<&mut dyn Write>,
+    info: &ScanInfo,
+    report: &Report,
+    summary: &engine::Summary,
+    view: &View,
+) -> anyhow::Result<()> {
+    let normal_body = |w: &mut dyn Write| -> io::Result<()> {
+        normal::hosts(w, report, summary, view)?;
+        normal::footer(w, info, summary)?;
+        w.flush()
+    };
+    let xml_body =
+        |w: &mut dyn Write| xml::write(w, info, report, summary, view).and_then(|_| w.flush());
+    let grep_body =
+        |w: &mut dyn Write| grepable::write(w, info, report, summary, view).and_then(|_| w.flush());
+    if let Some(f) = files.normal.as_mut() {
+        normal_body(f).context("writing normal output")?;
+    }
+    if let Some(f) = files.xml.as_mut() {
+        xml_body(f).context("writing XML output")?;
+    }
+    if let Some(f) = files.grepable.as_mut() {
+        grep_body(f).context("writing grepable output")?;
+    }
+    if let Some(out) = final_stdout {
+        if o.xml == Some(Dest::Stdout) {
+            xml_body(out)
+        } else if o.grepable == Some(Dest::Stdout) {
+            grep_body(out)
+        } else {
+            normal_body(out)
+        }
+        .context("writing output")?;
+    }
+    Ok(())
+}
+
 fn scan(
     cfg: &Config,
     plan: &Plan,
@@ -249,16 +489,7 @@ fn scan(
 ) -> anyhow::Result<i32> {
     // Open every output file before sending a packet.
     let o = &cfg.outputs;
-    let file = |d: &Option<Dest>| -> anyhow::Result<Option<BufWriter<File>>> {
-        match d {
-            Some(Dest::File(p)) => Ok(Some(create(p)?)),
-            _ => Ok(None),
-        }
-    };
-    let mut normal_file = file(&o.normal)?;
-    let mut xml_file = file(&o.xml)?;
-    let mut grep_file = file(&o.grepable)?;
-    let ndjson_file = file(&o.ndjson)?;
+    let mut files = Files::open(o)?;
     let normal_on_stdout = !o.stdout_taken();
 
     let interrupts = install_signal_counter()?;
@@ -281,7 +512,8 @@ fn scan(
             .chain(saved_args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
-        version: env!("CARGO_PKG_VERSION"),
+        argv: saved_args.to_vec(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
         tcp_type: cfg.tcp.map(|t| {
             if t == TcpScan::Syn && backed.raw {
                 "syn"
@@ -301,6 +533,9 @@ fn scan(
             Vec::new()
         },
         hosts_total: cfg.hosts.len(),
+        seed: plan.seed(),
+        shard: plan.shard(),
+        pairs: plan.len(),
     };
     let view = View {
         reason: cfg.reason,
@@ -311,7 +546,7 @@ fn scan(
         normal::header(stdout, &info).context("writing output")?;
         stdout.flush().context("writing output")?;
     }
-    if let Some(f) = normal_file.as_mut() {
+    if let Some(f) = files.normal.as_mut() {
         normal::header(f, &info).context("writing normal output")?;
     }
 
@@ -322,7 +557,7 @@ fn scan(
         } else {
             (None, Some(stdout))
         };
-    let ndjson: Option<Box<dyn Write + '_>> = match (ndjson_file, stream_stdout) {
+    let ndjson: Option<Box<dyn Write + '_>> = match (files.ndjson.take(), stream_stdout) {
         (Some(f), _) => Some(Box::new(f)),
         (None, Some(s)) => Some(Box::new(s)),
         (None, None) => None,
@@ -335,54 +570,39 @@ fn scan(
             _ => "Connect Scan",
         })
     });
-    let mut collector = Collector::new(view, stderr)
+    let report = Report::new(plan.ports().iter().copied());
+    let mut collector = Collector::new(report, view, stderr)
         .with_progress(io::stderr().is_terminal())
         .with_stats_every(stats);
     if let Some(n) = ndjson {
-        collector = collector.with_ndjson(n);
+        collector = collector.with_ndjson(n, &info);
     }
     let summary = engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts);
     collector.finish(&info, &summary);
     let stream_error = collector.stream_error.take();
-    let mut report = std::mem::take(&mut collector.report);
+    let rejected = collector.rejected;
+    let report = std::mem::take(&mut collector.report);
     drop(collector);
-    report.finish();
+    if rejected > 0 {
+        writeln!(
+            stderr,
+            "rawscan: {rejected} results outside the scan's ports or decided twice were ignored"
+        )?;
+    }
 
     // Every requested output gets every result, interrupted or not.
-    let normal_body = |w: &mut dyn Write| -> io::Result<()> {
-        normal::hosts(w, &report, &summary, &view)?;
-        normal::footer(w, &info, &summary)?;
-        w.flush()
-    };
-    let xml_body =
-        |w: &mut dyn Write| xml::write(w, &info, &report, &summary, &view).and_then(|_| w.flush());
-    let grep_body = |w: &mut dyn Write| {
-        grepable::write(w, &info, &report, &summary, &view).and_then(|_| w.flush())
-    };
-    if let Some(f) = normal_file.as_mut() {
-        normal_body(f).context("writing normal output")?;
-    }
-    if let Some(f) = xml_file.as_mut() {
-        xml_body(f).context("writing XML output")?;
-    }
-    if let Some(f) = grep_file.as_mut() {
-        grep_body(f).context("writing grepable output")?;
-    }
-    if let Some(out) = final_stdout {
-        if o.xml == Some(Dest::Stdout) {
-            xml_body(out)
-        } else if o.grepable == Some(Dest::Stdout) {
-            grep_body(out)
-        } else {
-            normal_body(out)
-        }
-        .context("writing output")?;
-    }
+    write_reports(o, &mut files, final_stdout, &info, &report, &summary, &view)?;
     if cfg.verbose > 0 {
         writeln!(
             stderr,
-            "rawscan: {} probes sent ({} send errors), {} packets received ({} malformed, {} failed validation, {} dropped while busy)",
+            "rawscan: {} probes sent in {:.2}s ({} probes/s achieved, {} retries, final rate {:.0}/s after {} congestion back-offs, {:.1}% of tries to answering ports lost; {} send errors), {} packets received ({} malformed, {} failed validation, {} dropped while busy)",
             summary.sent,
+            summary.elapsed.as_secs_f64(),
+            progress::achieved_rate(summary.sent, summary.elapsed),
+            summary.retries,
+            summary.final_rate,
+            summary.congestion_events,
+            summary.loss * 100.0,
             summary.send_errors,
             summary.received,
             summary.malformed,
@@ -399,7 +619,8 @@ fn scan(
             format: resume::FORMAT,
             rawscan: env!("CARGO_PKG_VERSION").into(),
             args: saved_args.to_vec(),
-            seed: plan.seed,
+            seed: plan.seed(),
+            shard: Some(plan.shard().to_string()),
             total: summary.total,
             next_index: summary.next_index,
             undecided: ResumeState::encode_keys(&summary.undecided),

@@ -98,6 +98,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Scan only the K-th of N disjoint slices of the (host, port) order,
+    /// 1-based, as masscan; needs --seed, the same on every shard
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+
     /// UDP: report ports unanswered after a short wait as closed|filtered
     /// instead of pacing re-probes to the target's ICMP rate limit
     #[arg(long = "defeat-icmp-ratelimit")]
@@ -158,6 +163,54 @@ pub struct Args {
     /// Treat all hosts as up (rawscan does no host discovery; accepted for nmap habits)
     #[arg(long = "no-ping", hide = true)]
     pub no_ping: bool,
+}
+
+/// `rawscan merge [OPTIONS] FILE...`: one report from the NDJSON files of
+/// the shards of a scan (or of an interrupted run and its resume).
+#[derive(Parser, Debug, Default, Clone)]
+#[command(
+    name = "rawscan merge",
+    version,
+    about = "Merge the NDJSON outputs (-oJ) of a scan's shards (--shard K/N), or of an interrupted run and its --resume, into one report",
+    after_help = "Example: rawscan merge -oX all.xml -oN all.nmap shard-*.ndjson\n\
+                  Normal output goes to stdout unless another format is sent there with '-'."
+)]
+pub struct MergeArgs {
+    /// NDJSON files written with -oJ ('-' for stdin)
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+
+    /// Show why each port has its state (added to the parts' own choice)
+    #[arg(long)]
+    pub reason: bool,
+
+    /// Show only open (or possibly open) ports
+    #[arg(long)]
+    pub open: bool,
+
+    /// More output
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Normal output to FILE ('-' = stdout) [nmap: -oN]
+    #[arg(long = "output-n", value_name = "FILE")]
+    pub out_normal: Option<String>,
+
+    /// nmap XML output to FILE [nmap: -oX]
+    #[arg(long = "output-x", value_name = "FILE")]
+    pub out_xml: Option<String>,
+
+    /// Grepable output to FILE [nmap: -oG]
+    #[arg(long = "output-g", value_name = "FILE")]
+    pub out_grepable: Option<String>,
+
+    /// NDJSON output to FILE [-oJ]
+    #[arg(long = "output-j", value_name = "FILE")]
+    pub out_ndjson: Option<String>,
+
+    /// All formats: BASE.nmap BASE.xml BASE.gnmap BASE.ndjson [nmap: -oA]
+    #[arg(long = "output-a", value_name = "BASE")]
+    pub out_all: Option<String>,
 }
 
 /// Rewrite nmap's spellings into ones clap parses.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::cli::Args;
 use crate::control::Limits;
 use crate::control::retry::Budget;
-use crate::plan::Plan;
+use crate::plan::{Plan, Shard};
 use crate::probe::Proto;
 use crate::scan::Settings;
 use crate::scan::hosts::Timing;
@@ -67,13 +67,30 @@ pub struct Outputs {
 
 impl Outputs {
     fn from_args(a: &Args) -> Result<Outputs, UsageError> {
+        Outputs::from_flags(
+            a.out_normal.as_deref(),
+            a.out_xml.as_deref(),
+            a.out_grepable.as_deref(),
+            a.out_ndjson.as_deref(),
+            a.out_all.as_deref(),
+        )
+    }
+
+    /// From the -oN, -oX, -oG, -oJ and -oA values.
+    pub fn from_flags(
+        normal: Option<&str>,
+        xml: Option<&str>,
+        grepable: Option<&str>,
+        ndjson: Option<&str>,
+        all: Option<&str>,
+    ) -> Result<Outputs, UsageError> {
         let mut o = Outputs {
-            normal: a.out_normal.as_deref().map(Dest::parse),
-            xml: a.out_xml.as_deref().map(Dest::parse),
-            grepable: a.out_grepable.as_deref().map(Dest::parse),
-            ndjson: a.out_ndjson.as_deref().map(Dest::parse),
+            normal: normal.map(Dest::parse),
+            xml: xml.map(Dest::parse),
+            grepable: grepable.map(Dest::parse),
+            ndjson: ndjson.map(Dest::parse),
         };
-        if let Some(base) = &a.out_all {
+        if let Some(base) = all {
             if base == "-" {
                 return Err(UsageError("-oA needs a file name base, not '-'".into()));
             }
@@ -135,6 +152,8 @@ pub struct Config {
     /// Rate floor, cap, start and growth.
     pub limits: Limits,
     pub seed: u64,
+    /// This run's slice of the scan (`--shard K/N`).
+    pub shard: Shard,
     pub cookie_key: [u8; 16],
     pub reason: bool,
     pub open_only: bool,
@@ -147,7 +166,8 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn plan(&self) -> Plan {
+    /// The plan of this run (its shard of the scan, in the seed's order).
+    pub fn plan(&self) -> Result<Plan, UsageError> {
         let mut ports: Vec<(Proto, u16)> = Vec::new();
         if self.tcp.is_some() {
             ports.extend(self.ports.tcp.iter().map(|&p| (Proto::Tcp, p)));
@@ -155,13 +175,9 @@ impl Config {
         if self.udp {
             ports.extend(self.ports.udp.iter().map(|&p| (Proto::Udp, p)));
         }
-        Plan {
-            hosts: self.hosts.clone(),
-            ports,
-            seed: self.seed,
-            start: 0,
-            carry: Vec::new(),
-        }
+        let plan = Plan::new(self.hosts.clone(), ports, self.seed, self.shard)
+            .map_err(|e| UsageError(e.to_string()))?;
+        Ok(plan)
     }
 
     /// How the scan paces itself (the backend may lower `max_inflight`).
@@ -391,6 +407,15 @@ pub fn build(
         };
     }
     let limits = limits.normalized();
+    let shard = match &args.shard {
+        None => Shard::WHOLE,
+        Some(spec) => Shard::parse(spec).map_err(UsageError)?,
+    };
+    if args.shard.is_some() && args.seed.is_none() {
+        return Err(UsageError(
+            "--shard needs --seed: every shard must walk the same scan order, so give all of them the same --seed N (or they overlap and leave gaps)".into(),
+        ));
+    }
 
     let cfg = Config {
         hosts,
@@ -401,6 +426,7 @@ pub fn build(
         budget,
         limits,
         seed: args.seed.unwrap_or_else(rand::random),
+        shard,
         cookie_key: rand::random(),
         reason: args.reason,
         open_only: args.open,
@@ -417,11 +443,7 @@ pub fn build(
             ),
         },
     };
-    if cfg.plan().total().is_none() {
-        return Err(UsageError(
-            "too many (host, port) pairs: split the scan".into(),
-        ));
-    }
+    cfg.plan()?;
     Ok(cfg)
 }
 
@@ -447,7 +469,7 @@ mod tests {
         assert_eq!(c.limits.max, UNCAPPED);
         assert_eq!(c.limits.initial, 4000.0);
         assert_eq!(c.budget.max_tries, 20);
-        assert_eq!(c.plan().total(), Some(1000));
+        assert_eq!(c.plan().unwrap().total(), 1000);
     }
 
     #[test]
@@ -469,7 +491,7 @@ mod tests {
         assert_eq!(c.seed, 7);
         assert_eq!(c.limits.initial, 10_000.0);
         assert_eq!((c.budget.min_tries, c.budget.max_tries), (3, 3));
-        assert_eq!(c.plan().total(), Some(8));
+        assert_eq!(c.plan().unwrap().total(), 8);
     }
 
     #[test]
@@ -483,7 +505,7 @@ mod tests {
             "198.18.0.2",
         ])
         .unwrap();
-        assert_eq!(c.plan().ports.len(), 1026);
+        assert_eq!(c.plan().unwrap().ports().len(), 1026);
         let c = cfg(&["rawscan", "-sU", "-p", "53", "198.18.0.2"]).unwrap();
         assert_eq!(c.tcp, None);
     }
@@ -498,6 +520,34 @@ mod tests {
         assert!(e(&["rawscan"]).contains("no targets"));
         assert!(e(&["rawscan", "-sS", "-sT", "198.18.0.2"]).contains("-sT"));
         assert!(e(&["rawscan", "198.18.0.2", "--exclude", "198.18.0.0/24"]).contains("no targets"));
+    }
+
+    #[test]
+    fn shards_need_a_seed_and_a_good_spec() {
+        let c = cfg(&[
+            "rawscan",
+            "--shard",
+            "2/3",
+            "--seed",
+            "5",
+            "-p",
+            "1-10",
+            "198.18.0.0/30",
+        ])
+        .unwrap();
+        assert_eq!(c.shard, Shard::new(2, 3).unwrap());
+        let p = c.plan().unwrap();
+        assert_eq!((p.total(), p.len()), (40, 13));
+        let e = cfg(&["rawscan", "--shard", "1/2", "198.18.0.2"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("--shard needs --seed"), "{e}");
+        for spec in ["0/3", "4/3", "3/0", "a/b", "1/3/4"] {
+            let e = cfg(&["rawscan", "--shard", spec, "--seed", "1", "198.18.0.2"])
+                .unwrap_err()
+                .0;
+            assert!(e.contains(&format!("'{spec}'")), "{e}");
+        }
     }
 
     #[test]

@@ -304,13 +304,8 @@ mod tests {
 
     fn plan(ports: u16) -> Plan {
         let hosts = parse_hosts(&["198.18.0.1-3".into()], &[], &|_| Err("no dns".into())).unwrap();
-        Plan {
-            hosts,
-            ports: (1..=ports).map(|p| (Proto::Tcp, p)).collect(),
-            seed: 1,
-            start: 0,
-            carry: Vec::new(),
-        }
+        let ports = (1..=ports).map(|p| (Proto::Tcp, p)).collect();
+        Plan::new(hosts, ports, 1, crate::plan::Shard::WHOLE).unwrap()
     }
 
     fn settings() -> Settings {
@@ -370,8 +365,14 @@ mod tests {
     #[test]
     fn same_seed_same_order() {
         let order = |seed| {
-            let mut p = plan(50);
-            p.seed = seed;
+            let base = plan(50);
+            let p = Plan::new(
+                base.hosts().clone(),
+                base.ports().to_vec(),
+                seed,
+                crate::plan::Shard::WHOLE,
+            )
+            .unwrap();
             let mut rec = Record(Vec::new());
             run(
                 &p,

@@ -25,6 +25,13 @@ impl Proto {
             Proto::Udp => "udp",
         }
     }
+
+    /// The protocol named `s` (as `as_str` writes it).
+    pub fn from_name(s: &str) -> Option<Proto> {
+        [Proto::Tcp, Proto::Udp]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
 }
 
 impl fmt::Display for Proto {
@@ -62,6 +69,11 @@ impl PortState {
             PortState::OpenFiltered => "open|filtered",
             PortState::ClosedFiltered => "closed|filtered",
         }
+    }
+
+    /// The state named `s` (as `as_str` writes it).
+    pub fn from_name(s: &str) -> Option<PortState> {
+        PortState::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
     pub const ALL: [PortState; 6] = [
@@ -115,6 +127,27 @@ impl Reason {
             Reason::AdminProhibited => "admin-prohibited",
             Reason::TimeExceeded => "time-exceeded",
         }
+    }
+
+    pub const ALL: [Reason; 13] = [
+        Reason::SynAck,
+        Reason::Reset,
+        Reason::ConnRefused,
+        Reason::UdpResponse,
+        Reason::NoResponse,
+        Reason::NetUnreach,
+        Reason::HostUnreach,
+        Reason::ProtoUnreach,
+        Reason::PortUnreach,
+        Reason::NetProhibited,
+        Reason::HostProhibited,
+        Reason::AdminProhibited,
+        Reason::TimeExceeded,
+    ];
+
+    /// The reason named `s` (as `as_str` writes it).
+    pub fn from_name(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -219,6 +252,21 @@ impl Cookies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_back() {
+        for p in [Proto::Tcp, Proto::Udp] {
+            assert_eq!(Proto::from_name(p.as_str()), Some(p));
+        }
+        for s in PortState::ALL {
+            assert_eq!(PortState::from_name(s.as_str()), Some(s));
+        }
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_name(r.as_str()), Some(r));
+        }
+        assert_eq!(Reason::from_name("bogus"), None);
+        assert_eq!(PortState::from_name("Open"), None);
+    }
     use std::net::Ipv4Addr;
 
     fn key(port: u16) -> ProbeKey {

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Shard;
 use crate::probe::{ProbeKey, Proto};
 
 pub const FORMAT: u32 = 1;
@@ -23,13 +24,26 @@ pub struct ResumeState {
     /// The original arguments (without argv[0]).
     pub args: Vec<String>,
     pub seed: u64,
+    /// The run's shard, `K/N` (absent in files of older versions: 1/1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Keys in the run's slice (the whole scan when not sharded).
     pub total: u64,
+    /// Position reached in the run's slice.
     pub next_index: u64,
     /// Keys sent but undecided: "ip port proto".
     pub undecided: Vec<String>,
 }
 
 impl ResumeState {
+    /// The shard this file belongs to.
+    pub fn shard(&self) -> anyhow::Result<Shard> {
+        match &self.shard {
+            None => Ok(Shard::WHOLE),
+            Some(s) => Shard::parse(s).map_err(|e| anyhow::anyhow!("resume file: {e}")),
+        }
+    }
+
     pub fn keys(&self) -> anyhow::Result<Vec<ProbeKey>> {
         self.undecided
             .iter()
@@ -162,6 +176,7 @@ mod tests {
             rawscan: "0.1.0".into(),
             args: s(&["-p-", "198.18.0.2"]),
             seed: 42,
+            shard: Some("2/3".into()),
             total: 65535,
             next_index: 1234,
             undecided: ResumeState::encode_keys(&keys),
@@ -173,6 +188,7 @@ mod tests {
         std::fs::remove_file(path).unwrap();
         assert_eq!(back, st);
         assert_eq!(back.keys().unwrap(), keys);
+        assert_eq!(back.shard().unwrap(), Shard::new(2, 3).unwrap());
     }
 
     #[test]
@@ -182,6 +198,7 @@ mod tests {
             rawscan: "0.1.0".into(),
             args: vec![],
             seed: 1,
+            shard: None,
             total: 1,
             next_index: 0,
             undecided: s(&["198.18.0.2 99999 tcp"]),
@@ -191,6 +208,9 @@ mod tests {
         assert!(st.keys().is_err());
         st.undecided = s(&["nonsense"]);
         assert!(st.keys().is_err());
+        assert_eq!(st.shard().unwrap(), Shard::WHOLE);
+        st.shard = Some("5/4".into());
+        assert!(st.shard().is_err());
     }
 
     #[test]

@@ -80,3 +80,27 @@ fn non_numeric_rate() {
         "notanumber",
     );
 }
+
+#[test]
+fn bad_shard_specs() {
+    for spec in ["0/3", "4/3", "3/0", "a/b", "1/3/4"] {
+        assert_usage_error(
+            &["--shard", spec, "--seed", "1", "-p", "80", TARGET_IP],
+            spec,
+        );
+    }
+}
+
+#[test]
+fn shard_without_seed() {
+    assert_usage_error(&["--shard", "1/2", "-p", "80", TARGET_IP], "--seed");
+}
+
+/// `merge` is a command only as the first word; anywhere else it is a
+/// target (here a host name that cannot resolve in an empty namespace).
+#[test]
+fn merge_is_a_command_only_first() {
+    assert_usage_error(&["merge"], "FILE");
+    assert_usage_error(&["merge", "--bogus", "a.ndjson"], "--bogus");
+    assert_usage_error(&["-p", "80", "merge"], "'merge'");
+}

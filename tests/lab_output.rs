@@ -343,6 +343,10 @@ fn parse_ndjson(path: &Path) -> Ndjson {
                 );
             }
             Some("summary") => summary = Some(v),
+            // The opening scan line and the closing host lines (for
+            // `rawscan merge`): checked in tests/lab_sweep.rs.
+            Some("scan") => assert_eq!(n, 1, "{}", ctx(format!("scan line at line {n}"))),
+            Some("host") => {}
             _ => panic!("{}", ctx(format!("line {n}: unknown type: {line}"))),
         }
     }

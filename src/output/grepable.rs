@@ -33,18 +33,19 @@ pub fn write(
     writeln!(
         w,
         "# rawscan {} scan initiated {} as: {}",
-        one_line(info.version),
+        one_line(&info.version),
         time::ctime(info.start),
         one_line(&info.args)
     )?;
-    for (ip, results) in reported_hosts(report, summary, view) {
+    for host in reported_hosts(report, summary, view) {
+        let ip = &host.ip;
         let status = if summary.up.contains_key(ip) {
             "Up"
         } else {
             "Down"
         };
         writeln!(w, "Host: {ip} ()\tStatus: {status}")?;
-        let (rows, groups) = collapse(results, view);
+        let (rows, groups) = collapse(&host, view);
         let ports: Vec<String> = rows
             .iter()
             .map(|r| {

@@ -5,18 +5,21 @@
 //! to stdout or files; progress and `-v` discoveries go to stderr.
 
 pub mod grepable;
+pub mod merge;
 pub mod ndjson;
 pub mod normal;
 pub mod progress;
+pub mod report;
 pub mod time;
 pub mod xml;
 
-use std::collections::BTreeMap;
+pub use report::{Host, Report};
+
 use std::io::Write;
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use crate::engine::{Progress, Sink, Summary};
+use crate::plan::Shard;
 use crate::probe::{PortResult, PortState, Proto, Reason};
 use crate::services;
 
@@ -26,13 +29,31 @@ pub struct ScanInfo {
     pub start: SystemTime,
     /// The command line, as typed.
     pub args: String,
-    pub version: &'static str,
+    /// The arguments as given, without the program name.
+    pub argv: Vec<String>,
+    pub version: String,
     /// nmap's scaninfo type: "syn", "connect", "udp".
     pub tcp_type: Option<&'static str>,
     pub udp: bool,
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
     pub hosts_total: u128,
+    /// The seed of the scan order.
+    pub seed: u64,
+    /// This run's slice of the scan.
+    pub shard: Shard,
+    /// (host, port) pairs in this run's slice.
+    pub pairs: u64,
+}
+
+impl ScanInfo {
+    /// Every (protocol, port) the scan probes on each host.
+    pub fn ports(&self) -> impl Iterator<Item = (Proto, u16)> + '_ {
+        self.tcp_ports
+            .iter()
+            .map(|&p| (Proto::Tcp, p))
+            .chain(self.udp_ports.iter().map(|&p| (Proto::Udp, p)))
+    }
 }
 
 /// Display choices shared by the human formats.
@@ -41,24 +62,6 @@ pub struct View {
     pub reason: bool,
     pub open_only: bool,
     pub verbose: u8,
-}
-
-/// Every result, per host, in port order once `finish`ed.
-#[derive(Clone, Debug, Default)]
-pub struct Report {
-    pub hosts: BTreeMap<IpAddr, Vec<PortResult>>,
-}
-
-impl Report {
-    pub fn add(&mut self, r: PortResult) {
-        self.hosts.entry(r.key.ip).or_default().push(r);
-    }
-
-    pub fn finish(&mut self) {
-        for v in self.hosts.values_mut() {
-            v.sort_by_key(|r| (r.key.port, r.key.proto));
-        }
-    }
 }
 
 pub fn service(proto: Proto, port: u16) -> &'static str {
@@ -123,23 +126,20 @@ pub struct Collapsed {
 /// nmap collapses uninteresting groups with more than this many ports.
 pub const COLLAPSE_OVER: usize = 25;
 
-/// Split a host's results into rows to print and collapsed groups.
-pub fn collapse<'a>(
-    results: &'a [PortResult],
-    view: &View,
-) -> (Vec<&'a PortResult>, Vec<Collapsed>) {
-    let mut groups: BTreeMap<(PortState, Proto, Reason), usize> = BTreeMap::new();
-    for r in results {
-        *groups.entry((r.state, r.key.proto, r.reason)).or_default() += 1;
-    }
+/// Split a host's results into rows to print (port order) and collapsed
+/// groups (largest first), as nmap: a group of (state, proto, reason) with
+/// more than `COLLAPSE_OVER` ports is collapsed unless its state is open,
+/// and `--open` hides every state it does not show.
+pub fn collapse(host: &Host<'_>, view: &View) -> (Vec<PortResult>, Vec<Collapsed>) {
+    let groups = host.groups();
     let hidden = |s: PortState, p: Proto, why: Reason| {
         if view.open_only && !shown_with_open(s) {
             return true;
         }
         s != PortState::Open && groups.get(&(s, p, why)).copied().unwrap_or(0) > COLLAPSE_OVER
     };
-    let rows = results
-        .iter()
+    let rows = host
+        .results()
         .filter(|r| !hidden(r.state, r.key.proto, r.reason))
         .collect();
     let mut collapsed: Vec<Collapsed> = groups
@@ -167,24 +167,34 @@ pub struct Collector<'a> {
     stats: Option<progress::StatsEvery>,
     /// The first error writing the NDJSON stream (reported at the end).
     pub stream_error: Option<std::io::Error>,
+    /// Results the report refused (a port outside the scan's list, or a
+    /// second result for a key): never expected from the engine.
+    pub rejected: u64,
 }
 
 impl<'a> Collector<'a> {
-    pub fn new(view: View, stderr: &'a mut dyn Write) -> Self {
+    /// Collect into `report` (empty, made for the scan's ports).
+    pub fn new(report: Report, view: View, stderr: &'a mut dyn Write) -> Self {
         Collector {
-            report: Report::default(),
+            report,
             view,
             stderr,
             ndjson: None,
             progress: progress::ProgressLine::new(false),
             stats: None,
             stream_error: None,
+            rejected: 0,
         }
     }
 
-    /// Stream each result as NDJSON to `w` as it is decided.
-    pub fn with_ndjson(mut self, w: Box<dyn Write + 'a>) -> Self {
-        self.ndjson = Some(ndjson::Ndjson::new(w));
+    /// Stream each result as NDJSON to `w` as it is decided, after the
+    /// opening `scan` line.
+    pub fn with_ndjson(mut self, w: Box<dyn Write + 'a>, info: &ScanInfo) -> Self {
+        let mut n = ndjson::Ndjson::new(w);
+        if let Err(e) = n.start(info, &self.view) {
+            self.stream_error = Some(e);
+        }
+        self.ndjson = Some(n);
         self
     }
 
@@ -203,7 +213,8 @@ impl<'a> Collector<'a> {
     pub fn finish(&mut self, info: &ScanInfo, summary: &Summary) {
         self.progress.finish();
         if let Some(n) = self.ndjson.as_mut()
-            && let Err(e) = n.finish(info, summary)
+            && self.stream_error.is_none()
+            && let Err(e) = n.finish(info, &self.report, summary)
         {
             self.stream_error.get_or_insert(e);
         }
@@ -230,10 +241,18 @@ impl Sink for Collector<'_> {
         {
             self.stream_error = Some(e);
         }
-        self.report.add(*r);
+        if self.report.add(r).is_err() {
+            self.rejected += 1;
+        }
     }
 
     fn progress(&mut self, p: &Progress) {
+        if let Some(n) = self.ndjson.as_mut()
+            && self.stream_error.is_none()
+            && let Err(e) = n.flush()
+        {
+            self.stream_error = Some(e);
+        }
         self.progress.update(p);
         if let Some(s) = self.stats.as_mut() {
             let _ = s.maybe_print(p, self.stderr);
@@ -242,21 +261,15 @@ impl Sink for Collector<'_> {
 }
 
 /// Hosts to print: those that answered, or every host when few were scanned.
-pub fn reported_hosts<'a>(
-    report: &'a Report,
-    summary: &Summary,
-    view: &View,
-) -> Vec<(&'a IpAddr, &'a Vec<PortResult>)> {
+pub fn reported_hosts<'a>(report: &'a Report, summary: &Summary, view: &View) -> Vec<Host<'a>> {
+    let single = report.len() == 1;
     report
-        .hosts
-        .iter()
-        .filter(|(ip, res)| {
-            let up = summary.up.contains_key(ip);
-            let any_open = res.iter().any(|r| shown_with_open(r.state));
+        .hosts()
+        .filter(|h| {
             if view.open_only {
-                return any_open;
+                return h.any_state(shown_with_open);
             }
-            up || report.hosts.len() == 1 || view.verbose > 0
+            summary.up.contains_key(&h.ip) || single || view.verbose > 0
         })
         .collect()
 }
@@ -329,5 +342,260 @@ mod tests {
     fn host_phrases_pluralize() {
         assert_eq!(hosts_phrase(1, 1), "1 IP address (1 host up)");
         assert_eq!(hosts_phrase(256, 0), "256 IP addresses (0 hosts up)");
+    }
+
+    // ----- The compact report against the former full Vec<PortResult> -----
+
+    use crate::engine::HostInfo;
+    use crate::probe::ProbeKey;
+    use std::collections::{BTreeMap, HashSet};
+    use std::net::IpAddr;
+
+    /// The collapse of rawscan before the compact report, verbatim: over a
+    /// host's full, port-sorted result list.
+    fn reference_collapse<'a>(
+        results: &'a [PortResult],
+        view: &View,
+    ) -> (Vec<&'a PortResult>, Vec<Collapsed>) {
+        let mut groups: BTreeMap<(PortState, Proto, Reason), usize> = BTreeMap::new();
+        for r in results {
+            *groups.entry((r.state, r.key.proto, r.reason)).or_default() += 1;
+        }
+        let hidden = |s: PortState, p: Proto, why: Reason| {
+            if view.open_only && !shown_with_open(s) {
+                return true;
+            }
+            s != PortState::Open && groups.get(&(s, p, why)).copied().unwrap_or(0) > COLLAPSE_OVER
+        };
+        let rows = results
+            .iter()
+            .filter(|r| !hidden(r.state, r.key.proto, r.reason))
+            .collect();
+        let mut collapsed: Vec<Collapsed> = groups
+            .iter()
+            .filter(|((s, p, why), _)| hidden(*s, *p, *why))
+            .map(|(&(state, proto, reason), &count)| Collapsed {
+                state,
+                proto,
+                reason,
+                count,
+            })
+            .collect();
+        collapsed.sort_by(|a, b| b.count.cmp(&a.count).then(a.cmp(b)));
+        (rows, collapsed)
+    }
+
+    /// The former host filter of `reported_hosts`.
+    fn reference_reported(
+        hosts: &BTreeMap<IpAddr, Vec<PortResult>>,
+        up: &HashSet<IpAddr>,
+        view: &View,
+    ) -> Vec<IpAddr> {
+        hosts
+            .iter()
+            .filter(|(ip, res)| {
+                let any_open = res.iter().any(|r| shown_with_open(r.state));
+                if view.open_only {
+                    return any_open;
+                }
+                up.contains(ip) || hosts.len() == 1 || view.verbose > 0
+            })
+            .map(|(ip, _)| *ip)
+            .collect()
+    }
+
+    /// xorshift64*: a seeded, dependency-free generator for the tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// A random outcome, skewed so that some groups pass 25 ports and
+    /// others do not, with several TTLs per group.
+    fn outcome(rng: &mut Rng, proto: Proto, skew: u64) -> (PortState, Reason, Option<u8>) {
+        use PortState::*;
+        use Reason::*;
+        let ttl = [None, Some(64), Some(63), Some(250)][rng.below(4) as usize];
+        let roll = rng.below(100);
+        let (s, r) = match proto {
+            Proto::Tcp => match roll {
+                x if x < skew => (Closed, Reset),
+                x if x < skew + 8 => (Filtered, NoResponse),
+                x if x < skew + 12 => (Open, SynAck),
+                x if x < skew + 15 => (Filtered, AdminProhibited),
+                x if x < skew + 17 => (Unfiltered, Reset),
+                _ => (Filtered, HostUnreach),
+            },
+            Proto::Udp => match roll {
+                x if x < skew => (Closed, PortUnreach),
+                x if x < skew + 10 => (OpenFiltered, NoResponse),
+                x if x < skew + 14 => (Open, UdpResponse),
+                x if x < skew + 16 => (ClosedFiltered, NoResponse),
+                _ => (Filtered, AdminProhibited),
+            },
+        };
+        let ttl = if r == NoResponse { None } else { ttl };
+        (s, r, ttl)
+    }
+
+    #[test]
+    fn compact_report_reproduces_the_full_result_lists_exactly() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let views: Vec<View> = [false, true]
+            .into_iter()
+            .flat_map(|open_only| {
+                [0u8, 1].map(|verbose| View {
+                    reason: true,
+                    open_only,
+                    verbose,
+                })
+            })
+            .collect();
+        let mut checked_groups = 0;
+        for round in 0..400 {
+            // The scan's ports: a random subset of TCP 1-400 and UDP 1-120.
+            let mut space: Vec<(Proto, u16)> = Vec::new();
+            let keep = 20 + rng.below(80);
+            for p in 1..=400u16 {
+                if rng.below(100) < keep {
+                    space.push((Proto::Tcp, p));
+                }
+            }
+            if round % 3 == 0 {
+                for p in 1..=120u16 {
+                    if rng.below(100) < keep {
+                        space.push((Proto::Udp, p));
+                    }
+                }
+            }
+            let nhosts = 1 + rng.below(4);
+            let hosts: Vec<IpAddr> = (0..nhosts)
+                .map(|i| {
+                    if i == 3 {
+                        "2001:db8::9".parse().unwrap()
+                    } else {
+                        format!("198.18.{}.{}", round % 200, i + 2).parse().unwrap()
+                    }
+                })
+                .collect();
+            let mut full: BTreeMap<IpAddr, Vec<PortResult>> = BTreeMap::new();
+            let mut all = Vec::new();
+            for ip in &hosts {
+                // Some hosts are silent, some mostly closed, some mixed;
+                // an interrupted scan leaves ports undecided.
+                let skew = [0, 40, 75, 95][rng.below(4) as usize];
+                let silent = rng.below(5) == 0;
+                let decided = if rng.below(4) == 0 {
+                    rng.below(100)
+                } else {
+                    100
+                };
+                for &(proto, port) in &space {
+                    if rng.below(100) >= decided {
+                        continue;
+                    }
+                    let (state, reason, ttl) = if silent {
+                        let s = match proto {
+                            Proto::Tcp => PortState::Filtered,
+                            Proto::Udp => PortState::OpenFiltered,
+                        };
+                        (s, Reason::NoResponse, None)
+                    } else {
+                        outcome(&mut rng, proto, skew)
+                    };
+                    let r = PortResult {
+                        key: ProbeKey {
+                            ip: *ip,
+                            port,
+                            proto,
+                        },
+                        state,
+                        reason,
+                        ttl,
+                    };
+                    full.entry(*ip).or_default().push(r);
+                    all.push(r);
+                }
+            }
+            // Results arrive in scan (random) order.
+            for i in (1..all.len()).rev() {
+                all.swap(i, rng.below(i as u64 + 1) as usize);
+            }
+            let mut report = Report::new(space.iter().copied());
+            for r in &all {
+                report.add(r).unwrap();
+            }
+            for v in full.values_mut() {
+                v.sort_by_key(|r| (r.key.port, r.key.proto));
+            }
+            // Up: hosts that sent a reply (any reason but no-response).
+            let up: HashSet<IpAddr> = full
+                .iter()
+                .filter(|(_, v)| v.iter().any(|r| r.reason != Reason::NoResponse))
+                .map(|(ip, _)| *ip)
+                .collect();
+            let mut summary = Summary::default();
+            for ip in &up {
+                summary.up.insert(*ip, HostInfo::default());
+            }
+            assert_eq!(report.len(), full.len());
+            assert_eq!(report.decided() as usize, all.len());
+            for view in &views {
+                let got: Vec<IpAddr> = reported_hosts(&report, &summary, view)
+                    .iter()
+                    .map(|h| h.ip)
+                    .collect();
+                assert_eq!(got, reference_reported(&full, &up, view), "{view:?}");
+            }
+            for (ip, results) in &full {
+                let host = report.host(ip).unwrap();
+                assert_eq!(host.total(), results.len());
+                assert_eq!(host.results().collect::<Vec<_>>(), *results);
+                // The XML status reason: the first answered port.
+                assert_eq!(
+                    host.results().find(|r| r.reason != Reason::NoResponse),
+                    results
+                        .iter()
+                        .find(|r| r.reason != Reason::NoResponse)
+                        .copied()
+                );
+                for view in &views {
+                    let (rows, groups) = collapse(&host, view);
+                    let (want_rows, want_groups) = reference_collapse(results, view);
+                    let want_rows: Vec<PortResult> = want_rows.into_iter().copied().collect();
+                    assert_eq!(rows, want_rows, "{ip} {view:?}");
+                    assert_eq!(groups, want_groups, "{ip} {view:?}");
+                    // The "Not shown" line and <extraports> are made of these
+                    // groups; <extrareasons ports=...> of these port lists.
+                    for g in &groups {
+                        let want = port_ranges(
+                            results
+                                .iter()
+                                .filter(|r| {
+                                    r.state == g.state
+                                        && r.key.proto == g.proto
+                                        && r.reason == g.reason
+                                })
+                                .map(|r| r.key.port),
+                        );
+                        assert_eq!(port_ranges(host.ports_in(g.state, g.proto, g.reason)), want);
+                        checked_groups += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            checked_groups > 1000,
+            "only {checked_groups} groups checked"
+        );
     }
 }

@@ -34,19 +34,20 @@ fn collapsed_line(groups: &[Collapsed]) -> String {
 }
 
 pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View) -> io::Result<()> {
-    for (ip, results) in reported_hosts(report, summary, view) {
+    for host in reported_hosts(report, summary, view) {
+        let ip = &host.ip;
         writeln!(w, "rawscan scan report for {ip}")?;
         match summary.up.get(ip).and_then(|h| h.latency) {
             Some(l) => writeln!(w, "Host is up ({} latency).", latency(l))?,
             None if summary.up.contains_key(ip) => writeln!(w, "Host is up.")?,
             None => writeln!(w, "Host did not answer any probe.")?,
         }
-        let (rows, groups) = collapse(results, view);
+        let (rows, groups) = collapse(&host, view);
         if rows.is_empty() {
             writeln!(
                 w,
                 "All {} scanned ports on {ip} are in ignored states.",
-                results.len()
+                host.total()
             )?;
         }
         if !groups.is_empty() {
@@ -139,13 +140,18 @@ mod tests {
 
     #[test]
     fn collapses_the_dominant_state_and_aligns_columns() {
-        let mut report = Report::default();
+        let mut report = Report::new((1..=100).map(|p| (Proto::Tcp, p)));
         for p in (1..=100).filter(|p| ![22, 81].contains(p)) {
-            report.add(res(p, PortState::Closed, Reason::Reset));
+            report
+                .add(&res(p, PortState::Closed, Reason::Reset))
+                .unwrap();
         }
-        report.add(res(22, PortState::Open, Reason::SynAck));
-        report.add(res(81, PortState::Filtered, Reason::AdminProhibited));
-        report.finish();
+        report
+            .add(&res(22, PortState::Open, Reason::SynAck))
+            .unwrap();
+        report
+            .add(&res(81, PortState::Filtered, Reason::AdminProhibited))
+            .unwrap();
         let mut summary = Summary::default();
         summary.up.insert(
             "198.18.0.2".parse().unwrap(),

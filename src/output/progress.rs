@@ -41,13 +41,18 @@ pub fn remaining(p: &Progress) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// Probes sent per second so far.
-pub fn rate(p: &Progress) -> u64 {
-    let secs = p.elapsed.as_secs_f64();
+/// The achieved probe rate: probes sent per second of `elapsed`.
+pub fn achieved_rate(sent: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64();
     if secs <= 0.0 {
         return 0;
     }
-    (p.sent as f64 / secs) as u64
+    (sent as f64 / secs) as u64
+}
+
+/// Probes sent per second so far.
+pub fn rate(p: &Progress) -> u64 {
+    achieved_rate(p.sent, p.elapsed)
 }
 
 /// The text beside the bar.
@@ -162,11 +167,12 @@ impl StatsEvery {
         );
         writeln!(
             w,
-            "Stats: {} elapsed; {} {:.2}% done; {} probes sent; {} open; ETC: {etc}",
+            "Stats: {} elapsed; {} {:.2}% done; {} probes sent ({} probes/s); {} open; ETC: {etc}",
             hms(p.elapsed),
             self.label,
             percent(p),
             p.sent,
+            rate(p),
             p.open
         )
     }
@@ -228,14 +234,14 @@ mod tests {
         s.maybe_print(&p, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "Stats: 0:00:10 elapsed; SYN scan 45.20% done; 29623 probes sent; 3 open; ETC: 0:00:12 remaining\n"
+            "Stats: 0:00:10 elapsed; SYN scan 45.20% done; 29623 probes sent (2962 probes/s); 3 open; ETC: 0:00:12 remaining\n"
         );
         let mut out = Vec::new();
         let mut s = StatsEvery::new(Duration::from_secs(1));
         s.maybe_print(&prog(3725, 0), &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "Stats: 1:02:05 elapsed; Scan 0.00% done; 7 probes sent; 3 open; ETC: unknown\n"
+            "Stats: 1:02:05 elapsed; Scan 0.00% done; 7 probes sent (0 probes/s); 3 open; ETC: unknown\n"
         );
     }
 
@@ -244,6 +250,8 @@ mod tests {
         let zero = Progress::default();
         assert_eq!(percent(&zero), 0.0);
         assert_eq!(rate(&zero), 0);
+        assert_eq!(achieved_rate(6_500_000, Duration::from_secs(65)), 100_000);
+        assert_eq!(achieved_rate(1, Duration::MAX), 0);
         assert_eq!(remaining(&zero), None);
         let over = Progress {
             decided: 10,

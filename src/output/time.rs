@@ -1,6 +1,6 @@
 //! Calendar formatting for timestamps (UTC), without a date crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// (year, month 1-12, day 1-31, hour, minute, second, weekday 0=Sunday).
 pub fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
@@ -58,10 +58,28 @@ pub fn epoch(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the Unix epoch, with the fraction (microseconds kept).
+pub fn epoch_f64(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as f64 / 1e6)
+        .unwrap_or(0.0)
+}
+
+/// The time `secs` seconds after the Unix epoch, to the microsecond
+/// (the epoch itself for nonsense).
+pub fn from_epoch_f64(secs: f64) -> SystemTime {
+    let micros = (secs * 1e6).round();
+    if !(0.0..9.0e15).contains(&micros) {
+        return UNIX_EPOCH;
+    }
+    UNIX_EPOCH
+        .checked_add(Duration::from_micros(micros as u64))
+        .unwrap_or(UNIX_EPOCH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn known_dates() {
@@ -71,5 +89,9 @@ mod tests {
         assert_eq!(ctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(short(leap), "2000-02-29 00:00 UTC");
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_925_100_123_456);
+        assert_eq!(from_epoch_f64(epoch_f64(t)), t);
+        assert_eq!(from_epoch_f64(-1.0), UNIX_EPOCH);
+        assert_eq!(from_epoch_f64(f64::NAN), UNIX_EPOCH);
     }
 }

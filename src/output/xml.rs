@@ -18,12 +18,13 @@
 //! escaping attribute text — is one small, tested function.
 
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use super::{Report, ScanInfo, View, collapse, hosts_phrase, port_ranges, reported_hosts, time};
+use super::{
+    Host, Report, ScanInfo, View, collapse, hosts_phrase, port_ranges, reported_hosts, time,
+};
 use crate::engine::Summary;
-use crate::probe::{PortResult, PortState, Reason};
+use crate::probe::{PortState, Reason};
 use crate::services;
 
 /// The message `finished` carries when the scan was interrupted.
@@ -79,18 +80,18 @@ fn end_time(info: &ScanInfo, summary: &Summary) -> SystemTime {
 
 /// The `<status>` of a host: "up" with the reason of its first answered
 /// port (in port order), or "down" when it sent nothing.
-fn status(ip: &IpAddr, results: &[PortResult], summary: &Summary) -> (&'static str, String, u8) {
-    if !summary.up.contains_key(ip) {
+fn status(host: &Host<'_>, summary: &Summary) -> (&'static str, String, u8) {
+    if !summary.up.contains_key(&host.ip) {
         return ("down", Reason::NoResponse.to_string(), 0);
     }
-    match results.iter().find(|r| r.reason != Reason::NoResponse) {
+    match host.results().find(|r| r.reason != Reason::NoResponse) {
         Some(r) => ("up", r.reason.to_string(), r.ttl.unwrap_or(0)),
         None => ("up", "unknown-response".to_string(), 0),
     }
 }
 
-fn write_ports(w: &mut dyn Write, results: &[PortResult], view: &View) -> io::Result<()> {
-    let (rows, groups) = collapse(results, view);
+fn write_ports(w: &mut dyn Write, host: &Host<'_>, view: &View) -> io::Result<()> {
+    let (rows, groups) = collapse(host, view);
     write!(w, "<ports>")?;
     // One <extraports> per state (as nmap), in the order `collapse` sorted
     // the groups; one <extrareasons> per (reason, proto) group inside it.
@@ -112,14 +113,7 @@ fn write_ports(w: &mut dyn Write, results: &[PortResult], view: &View) -> io::Re
             esc(state.as_str())
         )?;
         for g in groups.iter().filter(|g| g.state == state) {
-            let ports = port_ranges(
-                results
-                    .iter()
-                    .filter(|r| {
-                        r.state == g.state && r.key.proto == g.proto && r.reason == g.reason
-                    })
-                    .map(|r| r.key.port),
-            );
+            let ports = port_ranges(host.ports_in(g.state, g.proto, g.reason));
             writeln!(
                 w,
                 "<extrareasons reason=\"{}\" count=\"{}\" proto=\"{}\" ports=\"{}\"/>",
@@ -183,13 +177,13 @@ pub fn write(
     writeln!(
         w,
         "<!-- rawscan {} scan initiated {startstr} as: {} -->",
-        comment_text(info.version),
+        comment_text(&info.version),
         comment_text(&info.args)
     )?;
     writeln!(
         w,
         "<nmaprun scanner=\"nmap\" args=\"{args}\" start=\"{start}\" startstr=\"{startstr}\" version=\"{}\" xmloutputversion=\"1.05\">",
-        esc(info.version)
+        esc(&info.version)
     )?;
     if let Some(kind) = info.tcp_type {
         writeln!(
@@ -211,8 +205,9 @@ pub fn write(
     writeln!(w, "<verbose level=\"{}\"/>", view.verbose)?;
     writeln!(w, "<debugging level=\"0\"/>")?;
 
-    for (ip, results) in reported_hosts(report, summary, view) {
-        let (state, reason, ttl) = status(ip, results, summary);
+    for host in reported_hosts(report, summary, view) {
+        let ip = &host.ip;
+        let (state, reason, ttl) = status(&host, summary);
         write!(
             w,
             "<host starttime=\"{start}\" endtime=\"{}\">",
@@ -226,7 +221,7 @@ pub fn write(
         let addrtype = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
         writeln!(w, "<address addr=\"{ip}\" addrtype=\"{addrtype}\"/>")?;
         writeln!(w, "<hostnames/>")?;
-        write_ports(w, results, view)?;
+        write_ports(w, &host, view)?;
         if let Some(l) = summary.up.get(ip).and_then(|h| h.latency) {
             write_times(w, l)?;
         }
@@ -280,12 +275,16 @@ pub(crate) mod tests {
         ScanInfo {
             start: UNIX_EPOCH + Duration::from_secs(1_795_925_100),
             args: "rawscan -sS -sU -p 1-100,443 --reason \"<x>&'y'\" 198.18.0.2-3".into(),
-            version: "0.1.0",
+            argv: Vec::new(),
+            version: "0.1.0".into(),
             tcp_type: Some("syn"),
             udp: true,
             tcp_ports: (1..=100).chain([443]).collect(),
             udp_ports: vec![53, 161],
             hosts_total: 3,
+            seed: 1,
+            shard: crate::plan::Shard::WHOLE,
+            pairs: 3 * 103,
         }
     }
 
@@ -294,48 +293,67 @@ pub(crate) mod tests {
     /// `ssh` sets the state of 198.18.0.2's port 22.
     pub(crate) fn scan(ssh: PortState) -> (Report, Summary) {
         use PortState::*;
-        let mut report = Report::default();
+        let i = info();
+        let mut report = Report::new(
+            i.tcp_ports
+                .iter()
+                .map(|&p| (Proto::Tcp, p))
+                .chain(i.udp_ports.iter().map(|&p| (Proto::Udp, p))),
+        );
+        let add = |report: &mut Report, r| report.add(&r).expect("a new result of the scan");
         for p in (1..=100).filter(|p| ![22, 80, 81].contains(p)) {
-            report.add(res(V4, p, Proto::Tcp, Closed, Reason::Reset, Some(64)));
+            add(
+                &mut report,
+                res(V4, p, Proto::Tcp, Closed, Reason::Reset, Some(64)),
+            );
         }
         let why22 = if ssh == Open {
             Reason::SynAck
         } else {
             Reason::Reset
         };
-        report.add(res(V4, 22, Proto::Tcp, ssh, why22, Some(64)));
-        report.add(res(V4, 80, Proto::Tcp, Open, Reason::SynAck, Some(64)));
-        report.add(res(
-            V4,
-            81,
-            Proto::Tcp,
-            Filtered,
-            Reason::AdminProhibited,
-            Some(250),
-        ));
-        report.add(res(V4, 443, Proto::Tcp, Filtered, Reason::NoResponse, None));
-        report.add(res(V4, 53, Proto::Udp, Open, Reason::UdpResponse, Some(63)));
-        report.add(res(
-            V4,
-            161,
-            Proto::Udp,
-            OpenFiltered,
-            Reason::NoResponse,
-            None,
-        ));
-        for p in (1..=100).chain([443]) {
-            report.add(res(
-                V4_DOWN,
-                p,
+        add(&mut report, res(V4, 22, Proto::Tcp, ssh, why22, Some(64)));
+        add(
+            &mut report,
+            res(V4, 80, Proto::Tcp, Open, Reason::SynAck, Some(64)),
+        );
+        add(
+            &mut report,
+            res(
+                V4,
+                81,
                 Proto::Tcp,
                 Filtered,
-                Reason::NoResponse,
-                None,
-            ));
+                Reason::AdminProhibited,
+                Some(250),
+            ),
+        );
+        add(
+            &mut report,
+            res(V4, 443, Proto::Tcp, Filtered, Reason::NoResponse, None),
+        );
+        add(
+            &mut report,
+            res(V4, 53, Proto::Udp, Open, Reason::UdpResponse, Some(63)),
+        );
+        add(
+            &mut report,
+            res(V4, 161, Proto::Udp, OpenFiltered, Reason::NoResponse, None),
+        );
+        for p in (1..=100).chain([443]) {
+            add(
+                &mut report,
+                res(V4_DOWN, p, Proto::Tcp, Filtered, Reason::NoResponse, None),
+            );
         }
-        report.add(res(V6, 22, Proto::Tcp, Open, Reason::SynAck, Some(57)));
-        report.add(res(V6, 23, Proto::Tcp, Closed, Reason::Reset, Some(57)));
-        report.finish();
+        add(
+            &mut report,
+            res(V6, 22, Proto::Tcp, Open, Reason::SynAck, Some(57)),
+        );
+        add(
+            &mut report,
+            res(V6, 23, Proto::Tcp, Closed, Reason::Reset, Some(57)),
+        );
         let mut summary = Summary {
             elapsed: Duration::from_millis(1234),
             total: 3 * 103,

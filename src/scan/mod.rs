@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 use crate::control::adaptive::Adaptive;
 use crate::control::retry::Budget;
 use crate::control::{Controller, Limits};
-use crate::permute::Permutation;
 use crate::plan::Plan;
 use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 use crate::validate::Reply;
@@ -93,7 +92,6 @@ pub struct Stats {
 pub struct Scan {
     plan: Plan,
     settings: Settings,
-    perm: Permutation,
     total: u64,
     next_index: u64,
     carry: VecDeque<ProbeKey>,
@@ -123,9 +121,8 @@ impl Scan {
         ctl: Box<dyn Controller>,
         now: Instant,
     ) -> Self {
-        let total = plan.total().unwrap_or(0);
+        let total = plan.len();
         Scan {
-            perm: plan.order(),
             total,
             next_index: plan.start.min(total),
             carry: plan.carry.iter().copied().collect(),
@@ -232,9 +229,8 @@ impl Scan {
             return Some(k);
         }
         while self.next_index < self.total {
-            let idx = self.perm.get(self.next_index);
             self.next_index += 1;
-            if let Some(k) = self.plan.key_at(idx) {
+            if let Some(k) = self.plan.key(self.next_index - 1) {
                 return Some(k);
             }
         }

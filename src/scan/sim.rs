@@ -278,14 +278,9 @@ pub fn settings() -> Settings {
 
 /// A plan over `hosts` (a target spec) and `ports`.
 pub fn plan(hosts: &str, ports: Vec<(Proto, u16)>, seed: u64) -> Plan {
-    Plan {
-        hosts: parse_hosts(&[hosts.to_string()], &[], &|_| Err("no dns".into()))
-            .expect("test hosts"),
-        ports,
-        seed,
-        start: 0,
-        carry: Vec::new(),
-    }
+    let hosts =
+        parse_hosts(&[hosts.to_string()], &[], &|_| Err("no dns".into())).expect("test hosts");
+    Plan::new(hosts, ports, seed, crate::plan::Shard::WHOLE).expect("a small plan")
 }
 
 /// Run a scan to the end against the simulated network, in virtual time.
