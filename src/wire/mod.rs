@@ -154,4 +154,6 @@ fn be32(b: &[u8], at: usize) -> u32 {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod malformed;
