@@ -9,6 +9,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use siphasher::sip::SipHasher24;
+
+use crate::wire::{IcmpErrorKind, icmpv4, icmpv6};
 use std::hash::Hasher;
 
 /// Transport protocol of a probe.
@@ -98,7 +100,14 @@ pub enum Reason {
     SynAck,
     Reset,
     ConnRefused,
+    /// A UDP datagram that carries the probe's cookie (or reflects the
+    /// probe, cookie included).
     UdpResponse,
+    /// A UDP datagram from the probed port to the probe's source port and
+    /// address, with nothing in it that proves it answers the probe: the
+    /// protocol has no ID field, or the probe was an empty datagram. An
+    /// off-path sender that guesses the source port can forge it.
+    UdpResponseUnverified,
     NoResponse,
     NetUnreach,
     HostUnreach,
@@ -108,6 +117,12 @@ pub enum Reason {
     HostProhibited,
     AdminProhibited,
     TimeExceeded,
+    /// ICMPv6 1/0.
+    NoRoute,
+    /// ICMPv6 1/2.
+    BeyondScope,
+    /// ICMPv6 1/6.
+    RejectRoute,
 }
 
 impl Reason {
@@ -117,6 +132,7 @@ impl Reason {
             Reason::Reset => "reset",
             Reason::ConnRefused => "conn-refused",
             Reason::UdpResponse => "udp-response",
+            Reason::UdpResponseUnverified => "udp-response-unverified",
             Reason::NoResponse => "no-response",
             Reason::NetUnreach => "net-unreach",
             Reason::HostUnreach => "host-unreach",
@@ -126,6 +142,33 @@ impl Reason {
             Reason::HostProhibited => "host-prohibited",
             Reason::AdminProhibited => "admin-prohibited",
             Reason::TimeExceeded => "time-exceeded",
+            Reason::NoRoute => "no-route",
+            Reason::BeyondScope => "beyond-scope",
+            Reason::RejectRoute => "reject-route",
+        }
+    }
+
+    /// Was this decided by an ICMP or ICMPv6 error (as opposed to a reply
+    /// from the port, a connect() result, or silence)?
+    pub fn is_icmp(self) -> bool {
+        match self {
+            Reason::SynAck
+            | Reason::Reset
+            | Reason::ConnRefused
+            | Reason::UdpResponse
+            | Reason::UdpResponseUnverified
+            | Reason::NoResponse => false,
+            Reason::NetUnreach
+            | Reason::HostUnreach
+            | Reason::ProtoUnreach
+            | Reason::PortUnreach
+            | Reason::NetProhibited
+            | Reason::HostProhibited
+            | Reason::AdminProhibited
+            | Reason::TimeExceeded
+            | Reason::NoRoute
+            | Reason::BeyondScope
+            | Reason::RejectRoute => true,
         }
     }
 
@@ -167,41 +210,53 @@ pub struct PortResult {
     pub ttl: Option<u8>,
 }
 
-/// ICMP destination-unreachable / time-exceeded, reduced to what decides a state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IcmpKind {
-    /// Type 3 (v4) with this code.
-    Unreach(u8),
-    /// Type 11 (v4).
-    TimeExceeded,
-}
-
-/// Map an ICMP error about a probe to a state, as nmap does. `from_target`
-/// says whether the error came from the probed host itself (a router's
-/// port-unreachable does not make a UDP port closed). `None`: not a code
-/// that decides anything; the reply is ignored.
+/// Map an ICMP or ICMPv6 error about a probe to a state, as nmap does
+/// (scan_engine_raw.cc and reason.cc). `from_target` says whether the error
+/// came from the probed host itself: a port-unreachable from a router does
+/// not make a UDP port closed. `None`: not a kind that decides anything
+/// (ICMP fragmentation-needed and other codes, ICMPv6 packet-too-big and
+/// parameter-problem); the error is ignored.
+///
+/// | error | UDP | TCP |
+/// |---|---|---|
+/// | v4 3/3, v6 1/4 from the target | closed, port-unreach | filtered, port-unreach |
+/// | v4 3/3, v6 1/4 from a router | filtered, port-unreach | filtered, port-unreach |
+/// | v4 3/0, 3/1, 3/2, 3/9, 3/10, 3/13 | filtered: net-unreach, host-unreach, proto-unreach, net-prohibited, host-prohibited, admin-prohibited | same |
+/// | v6 1/0, 1/1, 1/2, 1/3, 1/5, 1/6 | filtered: no-route, admin-prohibited, beyond-scope, host-unreach, admin-prohibited, reject-route | same |
+/// | v4 type 11, v6 type 3 | filtered, time-exceeded | same |
 pub fn classify_icmp(
-    kind: IcmpKind,
+    kind: IcmpErrorKind,
     proto: Proto,
     from_target: bool,
 ) -> Option<(PortState, Reason)> {
-    let (code, reason) = match kind {
-        IcmpKind::TimeExceeded => return Some((PortState::Filtered, Reason::TimeExceeded)),
-        IcmpKind::Unreach(code) => (
-            code,
-            match code {
-                0 => Reason::NetUnreach,
-                1 => Reason::HostUnreach,
-                2 => Reason::ProtoUnreach,
-                3 => Reason::PortUnreach,
-                9 => Reason::NetProhibited,
-                10 => Reason::HostProhibited,
-                13 => Reason::AdminProhibited,
-                _ => return None,
-            },
-        ),
+    use icmpv4::DstUnreachable as U4;
+    use icmpv6::DstUnreachable as U6;
+    let reason = match kind {
+        IcmpErrorKind::V4TimeExceeded { .. } | IcmpErrorKind::V6TimeExceeded { .. } => {
+            Reason::TimeExceeded
+        }
+        IcmpErrorKind::V4Unreachable(code) => match code {
+            U4::NetUnreachable => Reason::NetUnreach,
+            U4::HostUnreachable => Reason::HostUnreach,
+            U4::ProtoUnreachable => Reason::ProtoUnreach,
+            U4::PortUnreachable => Reason::PortUnreach,
+            U4::NetProhibited => Reason::NetProhibited,
+            U4::HostProhibited => Reason::HostProhibited,
+            U4::CommProhibited => Reason::AdminProhibited,
+            _ => return None,
+        },
+        IcmpErrorKind::V6Unreachable(code) => match code {
+            U6::NoRoute => Reason::NoRoute,
+            U6::AdminProhibited | U6::FailedPolicy => Reason::AdminProhibited,
+            U6::BeyondScope => Reason::BeyondScope,
+            U6::AddrUnreachable => Reason::HostUnreach,
+            U6::PortUnreachable => Reason::PortUnreach,
+            U6::RejectRoute => Reason::RejectRoute,
+            U6::Unknown(_) => return None,
+        },
+        IcmpErrorKind::V6PktTooBig { .. } | IcmpErrorKind::V6ParamProblem { .. } => return None,
     };
-    if code == 3 && proto == Proto::Udp && from_target {
+    if reason == Reason::PortUnreach && proto == Proto::Udp && from_target {
         return Some((PortState::Closed, Reason::PortUnreach));
     }
     Some((PortState::Filtered, reason))
@@ -246,6 +301,18 @@ impl Cookies {
     /// Sequence number (TCP) or ID cookie (UDP payloads, IP ID) for `key`.
     pub fn seq(&self, key: &ProbeKey) -> u32 {
         self.hash(key, 0x5345) as u32
+    }
+
+    /// IPv4 ID of a UDP probe to `key`: the low 16 bits of the cookie, so
+    /// that an ICMP error, which quotes the IP header, quotes the cookie.
+    pub fn udp_ip_id(&self, key: &ProbeKey) -> u16 {
+        self.seq(key) as u16
+    }
+
+    /// IPv6 flow label of a UDP probe to `key`: the low 20 bits of the
+    /// cookie (IPv6 has no IP ID; an ICMPv6 error quotes the flow label).
+    pub fn udp_flow_label(&self, key: &ProbeKey) -> u32 {
+        self.seq(key) & 0x000f_ffff
     }
 }
 
@@ -297,31 +364,73 @@ mod tests {
     #[test]
     fn icmp_classification_matches_nmap() {
         use PortState::*;
+        use icmpv4::DstUnreachable as U4;
+        use icmpv6::DstUnreachable as U6;
         let c = |k, p, t| classify_icmp(k, p, t).map(|(s, r)| (s, r.as_str()));
+        let v4 = |code: u8| IcmpErrorKind::V4Unreachable(code.into());
+        let v6 = |code: u8| IcmpErrorKind::V6Unreachable(code.into());
         assert_eq!(
-            c(IcmpKind::Unreach(13), Proto::Tcp, true),
+            c(v4(13), Proto::Tcp, true),
             Some((Filtered, "admin-prohibited"))
         );
+        assert_eq!(c(v4(3), Proto::Tcp, true), Some((Filtered, "port-unreach")));
+        assert_eq!(c(v4(3), Proto::Udp, true), Some((Closed, "port-unreach")));
         assert_eq!(
-            c(IcmpKind::Unreach(3), Proto::Tcp, true),
+            c(v4(3), Proto::Udp, false),
             Some((Filtered, "port-unreach"))
         );
+        assert_eq!(c(v4(1), Proto::Udp, true), Some((Filtered, "host-unreach")));
         assert_eq!(
-            c(IcmpKind::Unreach(3), Proto::Udp, true),
-            Some((Closed, "port-unreach"))
-        );
-        assert_eq!(
-            c(IcmpKind::Unreach(3), Proto::Udp, false),
-            Some((Filtered, "port-unreach"))
-        );
-        assert_eq!(
-            c(IcmpKind::Unreach(1), Proto::Udp, true),
-            Some((Filtered, "host-unreach"))
-        );
-        assert_eq!(
-            c(IcmpKind::TimeExceeded, Proto::Tcp, false),
+            c(IcmpErrorKind::V4TimeExceeded { code: 0 }, Proto::Tcp, false),
             Some((Filtered, "time-exceeded"))
         );
-        assert_eq!(c(IcmpKind::Unreach(4), Proto::Tcp, true), None);
+        assert_eq!(c(v4(4), Proto::Tcp, true), None);
+        assert_eq!(v4(13), IcmpErrorKind::V4Unreachable(U4::CommProhibited));
+        // ICMPv6 (RFC 4443 codes; nmap's reason names).
+        for (code, udp_target, any) in [
+            (0, (Filtered, "no-route"), (Filtered, "no-route")),
+            (
+                1,
+                (Filtered, "admin-prohibited"),
+                (Filtered, "admin-prohibited"),
+            ),
+            (2, (Filtered, "beyond-scope"), (Filtered, "beyond-scope")),
+            (3, (Filtered, "host-unreach"), (Filtered, "host-unreach")),
+            (4, (Closed, "port-unreach"), (Filtered, "port-unreach")),
+            (
+                5,
+                (Filtered, "admin-prohibited"),
+                (Filtered, "admin-prohibited"),
+            ),
+            (6, (Filtered, "reject-route"), (Filtered, "reject-route")),
+        ] {
+            assert_eq!(c(v6(code), Proto::Udp, true), Some(udp_target), "1/{code}");
+            assert_eq!(c(v6(code), Proto::Udp, false), Some(any), "1/{code} router");
+            assert_eq!(c(v6(code), Proto::Tcp, true), Some(any), "1/{code} tcp");
+        }
+        assert_eq!(c(v6(7), Proto::Udp, true), None);
+        assert_eq!(v6(4), IcmpErrorKind::V6Unreachable(U6::PortUnreachable));
+        // Type 3 is time exceeded over IPv6, never "unreachable".
+        for p in [Proto::Udp, Proto::Tcp] {
+            assert_eq!(
+                c(IcmpErrorKind::V6TimeExceeded { code: 0 }, p, true),
+                Some((Filtered, "time-exceeded"))
+            );
+        }
+        assert_eq!(
+            c(IcmpErrorKind::V6PktTooBig { mtu: 1280 }, Proto::Udp, true),
+            None
+        );
+        assert_eq!(
+            c(IcmpErrorKind::V6ParamProblem { code: 1 }, Proto::Udp, true),
+            None
+        );
+    }
+
+    #[test]
+    fn icmp_reasons_are_icmp() {
+        assert!(Reason::PortUnreach.is_icmp() && Reason::NoRoute.is_icmp());
+        assert!(!Reason::UdpResponse.is_icmp() && !Reason::UdpResponseUnverified.is_icmp());
+        assert!(!Reason::NoResponse.is_icmp() && !Reason::SynAck.is_icmp());
     }
 }

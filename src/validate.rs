@@ -1,15 +1,24 @@
-//! Reply validation: turns a parsed packet into a believed reply about one
-//! probe key, or a counted reason to drop it.
+//! Reply validation: turns a parsed packet (either IP family) into a
+//! believed reply about one probe key, or a counted reason to drop it.
 //!
-//! Invariants: pure (no I/O, no table). A reply is believed only if it
-//! proves it answers our probe: a SYN-ACK or RST must acknowledge the
-//! cookie (ack == seq + 1) on the cookie's source port; an ICMP error must
-//! quote our probe's header (addresses, ports, and for TCP the sequence
-//! number); a UDP reply must come from the probed port to the cookie's
-//! source port, and echo the cookie where the protocol has an ID field.
+//! Invariants: pure (no I/O, no table). A reply is believed only if it is
+//! addressed to one of the scanner's own source addresses and proves it
+//! answers our probe:
+//! - a SYN-ACK or RST must acknowledge the cookie (ack == seq + 1) on the
+//!   cookie's source port;
+//! - an ICMP or ICMPv6 error must quote our probe: sent from the address the
+//!   error was delivered to, to the cookie's source port, with our TCP
+//!   sequence number, or for UDP our IPv4 ID or IPv6 flow label;
+//! - a UDP datagram must come from the probed port to the cookie's source
+//!   port. Where the probe's protocol has an ID field, the reply must parse
+//!   as that protocol and echo the cookie (`udp-response`); where it has none,
+//!   or the probe was an empty datagram, nothing in the reply can prove it,
+//!   and it is believed with the distinct reason `udp-response-unverified`.
+
+use std::net::IpAddr;
 
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
-use crate::wire::payloads;
+use crate::wire::payloads::{self, Evidence};
 use crate::wire::{Packet, flags};
 
 /// A believed reply.
@@ -24,8 +33,11 @@ pub struct Reply {
 /// Why a packet was not believed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Drop {
-    /// Not a reply shape (our own outgoing SYN on loopback, a bare ACK...).
+    /// Not a reply shape (our own outgoing SYN on loopback, a bare ACK,
+    /// an echo reply...).
     NotAReply,
+    /// Not addressed to one of the addresses we send probes from.
+    NotToUs,
     /// Right shape, but not to our cookie's source port.
     WrongPort,
     /// Right port, wrong acknowledgement number or payload cookie.
@@ -36,7 +48,12 @@ pub enum Drop {
     IgnoredIcmp,
 }
 
-pub fn validate(pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop> {
+/// Is `pkt` a reply to one of our probes? `sources` are the addresses the
+/// scanner sends probes from (the replies' destination must be one).
+pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Result<Reply, Drop> {
+    if !sources.contains(&pkt.ip().dst) {
+        return Err(Drop::NotToUs);
+    }
     match pkt {
         Packet::Tcp(t) => {
             let key = ProbeKey {
@@ -74,15 +91,17 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop> {
             if u.dst_port != cookies.src_port(&key) {
                 return Err(Drop::WrongPort);
             }
-            if let Some(p) = payloads::payload_for(key.port)
-                && !p.accepts(cookies.seq(&key), u.payload)
+            let reason = match payloads::payload_for(key.port)
+                .map(|p| p.evidence(cookies.seq(&key), u.payload))
             {
-                return Err(Drop::BadCookie);
-            }
+                Some(Evidence::Verified) => Reason::UdpResponse,
+                Some(Evidence::Unverified) | None => Reason::UdpResponseUnverified,
+                Some(Evidence::Rejected) => return Err(Drop::BadCookie),
+            };
             Ok(Reply {
                 key,
                 state: PortState::Open,
-                reason: Reason::UdpResponse,
+                reason,
                 ttl: Some(u.ip.ttl),
             })
         }
@@ -94,15 +113,16 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop> {
                 proto: q.proto,
             };
             // The quote must be our probe: our cookie's source port, our
-            // sequence number (TCP) or IP ID (UDP), sent from the address
-            // the ICMP error was delivered to.
+            // sequence number (TCP), IP ID or flow label (UDP), sent from
+            // the address the ICMP error was delivered to.
             if q.src_port != cookies.src_port(&key) || q.src != e.ip.dst {
                 return Err(Drop::BadQuote);
             }
-            let seq = cookies.seq(&key);
-            let cookie_ok = match q.seq {
-                Some(s) => s == seq,
-                None => q.id == seq as u16,
+            let cookie_ok = match (q.proto, q.seq, q.ip_id, q.flow_label) {
+                (Proto::Tcp, Some(s), _, _) => s == cookies.seq(&key),
+                (Proto::Udp, _, Some(id), _) => id == cookies.udp_ip_id(&key),
+                (Proto::Udp, _, _, Some(fl)) => fl == cookies.udp_flow_label(&key),
+                _ => false,
             };
             if !cookie_ok {
                 return Err(Drop::BadQuote);
@@ -117,83 +137,85 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop> {
                 ttl: Some(e.ip.ttl),
             })
         }
-        Packet::IcmpOther => Err(Drop::NotAReply),
+        Packet::Icmp(_) => Err(Drop::NotAReply),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{IcmpErrorSpec, TcpSpec, build_icmp_error_v4, build_tcp_v4, parse_ip};
-    use std::net::{IpAddr, Ipv4Addr};
+    use crate::wire::{
+        IpRepr, Ipv6Meta, Transport, emit_packet, icmpv4, icmpv6, parse_ip, parse_ipv6_payload,
+        proto, tcp, udp,
+    };
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const ME: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const TGT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const OTHER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
+    const ME6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    const TGT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    const SOURCES: [IpAddr; 2] = [IpAddr::V4(ME), IpAddr::V6(ME6)];
 
     fn cookies() -> Cookies {
         Cookies::new(*b"0123456789abcdef")
     }
 
-    fn key(port: u16) -> ProbeKey {
-        ProbeKey {
-            ip: IpAddr::V4(TGT),
-            port,
-            proto: Proto::Tcp,
-        }
+    fn key(ip: IpAddr, port: u16, proto: Proto) -> ProbeKey {
+        ProbeKey { ip, port, proto }
     }
 
-    fn probe(port: u16) -> Vec<u8> {
-        let c = cookies();
-        let k = key(port);
-        let mut b = vec![0u8; 64];
-        let n = build_tcp_v4(
-            &mut b,
-            &TcpSpec {
-                src: ME,
-                dst: TGT,
-                src_port: c.src_port(&k),
-                dst_port: port,
-                seq: c.seq(&k),
-                ack: 0,
-                flags: flags::SYN,
-                window: 1024,
-                ttl: 64,
-                ip_id: 1,
-                mss: Some(1460),
-            },
-        )
-        .unwrap();
+    fn tcp_key(port: u16) -> ProbeKey {
+        key(IpAddr::V4(TGT), port, Proto::Tcp)
+    }
+
+    fn build(src: IpAddr, dst: IpAddr, ident: u16, flow: u32, t: Transport<'_>) -> Vec<u8> {
+        let mut b = vec![0u8; 1500];
+        let n = emit_packet(&mut b, &IpRepr::probe(src, dst, ident, flow), &t).unwrap();
         b.truncate(n);
         b
     }
 
+    /// What rawscan sends for `k` (SYN or UDP with the port's payload).
+    fn probe(k: ProbeKey, from: IpAddr) -> Vec<u8> {
+        let c = cookies();
+        let seq = c.seq(&k);
+        let mut payload = Vec::new();
+        if let Some(p) = payloads::payload_for(k.port) {
+            p.write(seq, &mut payload);
+        }
+        let t = match k.proto {
+            Proto::Tcp => Transport::Tcp(tcp::syn_probe(c.src_port(&k), k.port, seq)),
+            Proto::Udp => Transport::Udp(udp::Repr {
+                src_port: c.src_port(&k),
+                dst_port: k.port,
+                payload: &payload,
+            }),
+        };
+        build(from, k.ip, c.udp_ip_id(&k), c.udp_flow_label(&k), t)
+    }
+
     fn answer(port: u16, fl: u8, ack_delta: u32, dst_port_delta: u16) -> Vec<u8> {
         let c = cookies();
-        let k = key(port);
-        let mut b = vec![0u8; 64];
-        let n = build_tcp_v4(
-            &mut b,
-            &TcpSpec {
-                src: TGT,
-                dst: ME,
+        let k = tcp_key(port);
+        build(
+            IpAddr::V4(TGT),
+            IpAddr::V4(ME),
+            0,
+            0,
+            Transport::Tcp(tcp::Repr {
                 src_port: port,
                 dst_port: c.src_port(&k).wrapping_add(dst_port_delta),
                 seq: 5,
                 ack: c.seq(&k).wrapping_add(1).wrapping_add(ack_delta),
                 flags: fl,
-                window: 0,
-                ttl: 61,
-                ip_id: 0,
-                mss: None,
-            },
+                ..tcp::Repr::default()
+            }),
         )
-        .unwrap();
-        b.truncate(n);
-        b
     }
 
     fn check(bytes: &[u8]) -> Result<Reply, Drop> {
-        validate(&parse_ip(bytes).unwrap(), &cookies())
+        validate(&parse_ip(bytes).unwrap(), &cookies(), &SOURCES)
     }
 
     #[test]
@@ -201,7 +223,7 @@ mod tests {
         let r = check(&answer(22, flags::SYN | flags::ACK, 0, 0)).unwrap();
         assert_eq!(
             (r.key, r.state, r.reason, r.ttl),
-            (key(22), PortState::Open, Reason::SynAck, Some(61))
+            (tcp_key(22), PortState::Open, Reason::SynAck, Some(64))
         );
     }
 
@@ -223,43 +245,192 @@ mod tests {
         );
         // A RST without ACK (what our own kernel sends back) proves nothing.
         assert_eq!(check(&answer(22, flags::RST, 0, 0)), Err(Drop::NotAReply));
-        // Our own SYN seen on loopback is not a reply.
-        assert_eq!(check(&probe(22)), Err(Drop::NotAReply));
+        // Our own SYN seen on loopback is not a reply (nor addressed to us).
+        let own = probe(tcp_key(22), IpAddr::V4(ME));
+        assert_eq!(
+            validate(
+                &parse_ip(&own).unwrap(),
+                &cookies(),
+                &[IpAddr::V4(ME), IpAddr::V4(TGT)]
+            ),
+            Err(Drop::NotAReply)
+        );
+    }
+
+    #[test]
+    fn replies_to_another_address_are_dropped() {
+        // The right cookie, but delivered to an address we never sent from.
+        let good = answer(22, flags::SYN | flags::ACK, 0, 0);
+        assert!(check(&good).is_ok());
+        assert_eq!(
+            validate(&parse_ip(&good).unwrap(), &cookies(), &[IpAddr::V4(OTHER)]),
+            Err(Drop::NotToUs)
+        );
+        assert_eq!(
+            validate(&parse_ip(&good).unwrap(), &cookies(), &[]),
+            Err(Drop::NotToUs)
+        );
     }
 
     fn icmp(quote: &[u8], from: Ipv4Addr, code: u8) -> Vec<u8> {
-        let mut b = vec![0u8; 128];
-        let n = build_icmp_error_v4(
-            &mut b,
-            &IcmpErrorSpec {
-                src: from,
-                dst: ME,
-                icmp_type: 3,
-                code,
-                ttl: 64,
-            },
-            quote,
+        build(
+            IpAddr::V4(from),
+            IpAddr::V4(ME),
+            0,
+            0,
+            Transport::Icmpv4(icmpv4::Repr::DstUnreachable {
+                reason: code.into(),
+                next_hop_mtu: 0,
+                quote,
+            }),
         )
-        .unwrap();
-        b.truncate(n);
-        b
     }
 
     #[test]
     fn icmp_errors_are_attributed_through_the_quote() {
-        let r = check(&icmp(&probe(81)[..28], TGT, 13)).unwrap();
+        let p = probe(tcp_key(81), IpAddr::V4(ME));
+        let r = check(&icmp(&p[..28], TGT, 13)).unwrap();
         assert_eq!(
             (r.key, r.state, r.reason),
-            (key(81), PortState::Filtered, Reason::AdminProhibited)
+            (tcp_key(81), PortState::Filtered, Reason::AdminProhibited)
         );
         // A quote of a probe we never sent (wrong sequence number) is dropped.
-        let mut forged = probe(81)[..28].to_vec();
+        let mut forged = p[..28].to_vec();
         forged[24] ^= 0xff;
         assert_eq!(check(&icmp(&forged, TGT, 13)), Err(Drop::BadQuote));
+        // A quote of a probe sent from another address than the error's
+        // destination is dropped.
+        let elsewhere = probe(tcp_key(81), IpAddr::V4(OTHER));
+        assert_eq!(check(&icmp(&elsewhere[..28], TGT, 13)), Err(Drop::BadQuote));
         // Unknown codes decide nothing.
+        assert_eq!(check(&icmp(&p[..28], TGT, 5)), Err(Drop::IgnoredIcmp));
+    }
+
+    #[test]
+    fn udp_icmp_errors_check_the_ip_id() {
+        let k = key(IpAddr::V4(TGT), 9999, Proto::Udp);
+        let p = probe(k, IpAddr::V4(ME));
+        let r = check(&icmp(&p[..28], TGT, 3)).unwrap();
         assert_eq!(
-            check(&icmp(&probe(81)[..28], TGT, 5)),
-            Err(Drop::IgnoredIcmp)
+            (r.key, r.state, r.reason),
+            (k, PortState::Closed, Reason::PortUnreach)
         );
+        let r = check(&icmp(&p[..28], OTHER, 3)).unwrap();
+        assert_eq!(r.state, PortState::Filtered, "a router's port-unreach");
+        let mut forged = p[..28].to_vec();
+        forged[5] ^= 1; // IP ID
+        assert_eq!(check(&icmp(&forged, TGT, 3)), Err(Drop::BadQuote));
+    }
+
+    fn icmp6(quote: &[u8], from: Ipv6Addr, m: fn(&[u8]) -> icmpv6::Repr<'_>) -> Vec<u8> {
+        build(
+            IpAddr::V6(from),
+            IpAddr::V6(ME6),
+            0,
+            0,
+            Transport::Icmpv6(m(quote)),
+        )
+    }
+
+    #[test]
+    fn icmpv6_errors_check_the_flow_label() {
+        let k = key(IpAddr::V6(TGT6), 9999, Proto::Udp);
+        let p = probe(k, IpAddr::V6(ME6));
+        fn unreach(q: &[u8]) -> icmpv6::Repr<'_> {
+            icmpv6::Repr::DstUnreachable {
+                reason: icmpv6::DstUnreachable::PortUnreachable,
+                quote: q,
+            }
+        }
+        let r = check(&icmp6(&p, TGT6, unreach)).unwrap();
+        assert_eq!(
+            (r.key, r.state, r.reason),
+            (k, PortState::Closed, Reason::PortUnreach)
+        );
+        // Through a raw ICMPv6 socket (no IPv6 header): the same.
+        let e = icmp6(&p, TGT6, unreach);
+        let meta = Ipv6Meta {
+            src: TGT6,
+            dst: ME6,
+            hop_limit: 64,
+        };
+        let pkt = parse_ipv6_payload(meta, proto::ICMPV6, &e[40..]).unwrap();
+        assert_eq!(
+            validate(&pkt, &cookies(), &SOURCES).map(|r| r.state),
+            Ok(PortState::Closed)
+        );
+        // Type 3 is time exceeded.
+        fn te(q: &[u8]) -> icmpv6::Repr<'_> {
+            icmpv6::Repr::TimeExceeded { code: 0, quote: q }
+        }
+        let r = check(&icmp6(&p, TGT6, te)).unwrap();
+        assert_eq!(
+            (r.state, r.reason),
+            (PortState::Filtered, Reason::TimeExceeded)
+        );
+        // A forged flow label is not our probe.
+        let mut forged = p.clone();
+        forged[3] ^= 1;
+        assert_eq!(check(&icmp6(&forged, TGT6, unreach)), Err(Drop::BadQuote));
+        // Packet too big decides nothing.
+        fn ptb(q: &[u8]) -> icmpv6::Repr<'_> {
+            icmpv6::Repr::PktTooBig {
+                mtu: 1280,
+                quote: q,
+            }
+        }
+        assert_eq!(check(&icmp6(&p, TGT6, ptb)), Err(Drop::IgnoredIcmp));
+    }
+
+    /// A UDP reply from `port` of the target to the cookie's source port.
+    fn udp_reply(ip: IpAddr, to: IpAddr, port: u16, payload: &[u8]) -> Vec<u8> {
+        let k = key(ip, port, Proto::Udp);
+        build(
+            ip,
+            to,
+            0,
+            0,
+            Transport::Udp(udp::Repr {
+                src_port: port,
+                dst_port: cookies().src_port(&k),
+                payload,
+            }),
+        )
+    }
+
+    #[test]
+    fn udp_evidence_gives_the_reason() {
+        let t = IpAddr::V4(TGT);
+        let me = IpAddr::V4(ME);
+        let c = cookies();
+        // DNS (an ID field): the right ID is verified, another is dropped.
+        let dns = payloads::payload_for(53).unwrap();
+        let mut q = Vec::new();
+        dns.write(c.seq(&key(t, 53, Proto::Udp)), &mut q);
+        let mut resp = q.clone();
+        resp[2] |= 0x80; // QR: a response
+        let r = check(&udp_reply(t, me, 53, &resp)).unwrap();
+        assert_eq!((r.state, r.reason), (PortState::Open, Reason::UdpResponse));
+        resp[0] ^= 0xff;
+        assert_eq!(check(&udp_reply(t, me, 53, &resp)), Err(Drop::BadCookie));
+        // Something that does not parse as DNS at all is dropped too.
+        assert_eq!(check(&udp_reply(t, me, 53, b"hello")), Err(Drop::BadCookie));
+        // Daytime has no ID field: believed, but marked unverified.
+        let r = check(&udp_reply(t, me, 13, b"Mon Jan  1 00:00:00 2029\r\n")).unwrap();
+        assert_eq!(r.reason, Reason::UdpResponseUnverified);
+        assert_eq!(r.reason.as_str(), "udp-response-unverified");
+        // A port probed with an empty datagram: unverified.
+        assert_eq!(payloads::payload_for(9999).map(|p| p.name), None);
+        let r = check(&udp_reply(t, me, 9999, b"")).unwrap();
+        assert_eq!(
+            (r.state, r.reason),
+            (PortState::Open, Reason::UdpResponseUnverified)
+        );
+        // Over IPv6 alike.
+        let r = check(&udp_reply(IpAddr::V6(TGT6), IpAddr::V6(ME6), 9999, b"x")).unwrap();
+        assert_eq!(r.reason, Reason::UdpResponseUnverified);
+        // The destination address is always checked.
+        let to_other = udp_reply(t, IpAddr::V4(OTHER), 9999, b"");
+        assert_eq!(check(&to_other), Err(Drop::NotToUs));
     }
 }

@@ -426,3 +426,71 @@ fn lab_udp_truth_matches_nmap() {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_no_mismatches("nmap -sU", &lab.mismatches_udp(&map, &ports, true), &out);
 }
+
+/// (7) Issue 12 §6: what a UDP "open" rests on is in its reason. Port 7
+/// (echo: the reply reflects our probe, cookie included) is `udp-response`;
+/// an echo listener on 9999, a port probed with an empty datagram, is
+/// `udp-response-unverified`, with raw sockets and without; the XML with
+/// the new reason is still valid against nmap's DTD (reason is CDATA).
+#[test]
+fn udp_reasons_tell_verified_from_unverified() {
+    const DTD: &str = "/usr/share/nmap/nmap.dtd";
+    let Some(mut lab) = lab_with_tools(&["capsh", "xmllint"]) else {
+        return;
+    };
+    lab.udp_echo(&[7, 9999]);
+    lab.icmp_unlimited();
+    let ports = [7, 9998, 9999];
+    let want = [
+        (7, ("open", "udp-response")),
+        (9998, ("closed", "port-unreach")),
+        (9999, ("open", "udp-response-unverified")),
+    ];
+    let xml = lab.workdir().join("reasons.xml");
+    let xml_s = xml.display().to_string();
+    let raw = [
+        "-sU",
+        "-p",
+        "7,9998,9999",
+        "--reason",
+        "-n",
+        "-oX",
+        &xml_s,
+        TARGET_IP,
+    ];
+    let unpriv = ["-sU", "-p", "7,9998,9999", "--reason", "-n", TARGET_IP];
+    let (out_raw, _) = timed("rawscan -sU -p 7,9998,9999 (raw)", || lab.rawscan(&raw));
+    lab.assert_no_raw_really_drops_cap();
+    let (out_unpriv, _) = timed("rawscan -sU -p 7,9998,9999 (unprivileged)", || {
+        lab.rawscan_no_raw(&unpriv)
+    });
+    for (what, out) in [("raw", &out_raw), ("unprivileged", &out_unpriv)] {
+        assert_success(what, out);
+        let map = udp_port_map(&out.stdout, &ports);
+        for (port, (state, reason)) in want {
+            let got = map
+                .get(&port)
+                .map(|r| (r.state.as_str(), r.reason.as_deref()));
+            assert_eq!(
+                got,
+                Some((state, Some(reason))),
+                "{what}: port {port}\n{}",
+                text(&out.stdout)
+            );
+        }
+    }
+    let xml_text = std::fs::read_to_string(&xml).expect("read -oX file");
+    assert!(
+        xml_text.contains(r#"reason="udp-response-unverified""#),
+        "{xml_text}"
+    );
+    let v = std::process::Command::new(find_tool("xmllint").expect("xmllint"))
+        .args(["--noout", "--dtdvalid", DTD, &xml_s])
+        .output()
+        .expect("run xmllint");
+    assert!(
+        v.status.success(),
+        "xmllint --dtdvalid {DTD}: {}\n{xml_text}",
+        text(&v.stderr)
+    );
+}

@@ -1,10 +1,18 @@
 //! Writes the seed corpora for the fuzz targets, built with rawscan's own
-//! packet builders:
+//! packet emitters (`wire::emit_packet`), plus the frames captured from
+//! real Linux traffic in `src/wire/fixtures/`:
 //!
-//! - `corpus/parse_reply/`: IPv4 packets as a raw socket delivers them:
-//!   SYN-ACK and RST-ACK replies that carry the cookie, ones that do not,
-//!   our own SYN, ICMP errors quoting TCP and UDP probes, UDP replies to
-//!   payload probes, and malformed/truncated variants of each.
+//! - `corpus/parse_reply/`: IP packets as a socket delivers them (IPv4, and
+//!   full IPv6): SYN-ACK and RST-ACK replies that carry the cookie, ones that
+//!   do not, our own SYN, ICMP and ICMPv6 errors quoting TCP and UDP probes,
+//!   UDP replies to payload probes, malformed/truncated variants of each,
+//!   and every captured IP frame without its Ethernet header.
+//! - `corpus/parse_frame/`: every captured frame (Ethernet first: ARP, NDP,
+//!   IPv4, IPv6) and a few damaged ones.
+//! - `corpus/ipv6_payload/`: `[next header][hop limit][transport...]`, what
+//!   a raw IPv6 socket delivers, from the IPv6 captures and seeds.
+//! - `corpus/wire_reprs/`: `[pick][bytes...]` for each protocol's
+//!   `Repr::parse` (TCP options, NDP options, ARP, ...).
 //! - `corpus/udp_payloads/`: `[payload index][cookie, 4 bytes BE][reply]`
 //!   inputs for the `udp_payloads` target, one per payload (its own probe
 //!   as the reply: echo protocols match on it, the rest exercise their
@@ -16,14 +24,13 @@
 //! name are overwritten, other files are left alone).
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use rawscan::probe::{Cookies, ProbeKey, Proto};
 use rawscan::validate::validate;
 use rawscan::wire::{
-    IcmpErrorSpec, TcpSpec, UdpSpec, build_icmp_error_v4, build_tcp_v4, build_udp_v4, flags,
-    parse_ip, payloads,
+    IpRepr, Transport, emit_packet, flags, icmpv4, icmpv6, parse_ip, payloads, tcp, udp,
 };
 
 /// Must match `KEY` in fuzz_targets/parse_reply.rs.
@@ -31,6 +38,9 @@ const KEY: [u8; 16] = *b"0123456789abcdef";
 const ME: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const TGT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+const ME6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const TGT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
 
 fn key(port: u16, proto: Proto) -> ProbeKey {
     ProbeKey {
@@ -40,108 +50,142 @@ fn key(port: u16, proto: Proto) -> ProbeKey {
     }
 }
 
-fn tcp(spec: &TcpSpec) -> Vec<u8> {
-    let mut b = vec![0u8; 64];
-    let n = build_tcp_v4(&mut b, spec).expect("tcp fits");
-    b.truncate(n);
-    b
+fn key6(port: u16, proto: Proto) -> ProbeKey {
+    ProbeKey {
+        ip: IpAddr::V6(TGT6),
+        port,
+        proto,
+    }
 }
 
-fn udp(spec: &UdpSpec, payload: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 28 + payload.len()];
-    let n = build_udp_v4(&mut b, spec, payload).expect("udp fits");
+fn packet(src: IpAddr, dst: IpAddr, hop: u8, ident: u16, flow: u32, t: Transport<'_>) -> Vec<u8> {
+    let mut b = vec![0u8; 1500];
+    let ip = IpRepr {
+        src,
+        dst,
+        hop_limit: hop,
+        ident,
+        flow_label: flow,
+    };
+    let n = emit_packet(&mut b, &ip, &t).expect("packet fits");
     b.truncate(n);
     b
 }
 
 fn icmp(icmp_type: u8, code: u8, from: Ipv4Addr, quote: &[u8]) -> Vec<u8> {
-    let mut b = vec![0u8; 28 + quote.len()];
-    let n = build_icmp_error_v4(
-        &mut b,
-        &IcmpErrorSpec {
-            src: from,
-            dst: ME,
-            icmp_type,
+    let m = match icmp_type {
+        3 => icmpv4::Repr::DstUnreachable {
+            reason: code.into(),
+            next_hop_mtu: 0,
+            quote,
+        },
+        11 => icmpv4::Repr::TimeExceeded { code, quote },
+        t => icmpv4::Repr::Other {
+            msg_type: t,
             code,
-            ttl: 250,
+            rest: quote,
         },
-        quote,
-    )
-    .expect("icmp fits");
-    b.truncate(n);
-    b
+    };
+    packet(from.into(), ME.into(), 250, 0, 0, Transport::Icmpv4(m))
 }
 
-/// Our SYN probe to `port`, as the engine builds it.
+fn icmp6(icmp_type: u8, code: u8, from: Ipv6Addr, quote: &[u8]) -> Vec<u8> {
+    let m = match icmp_type {
+        1 => icmpv6::Repr::DstUnreachable {
+            reason: code.into(),
+            quote,
+        },
+        2 => icmpv6::Repr::PktTooBig { mtu: 1280, quote },
+        3 => icmpv6::Repr::TimeExceeded { code, quote },
+        _ => icmpv6::Repr::ParamProblem {
+            code,
+            pointer: 6,
+            quote,
+        },
+    };
+    packet(from.into(), ME6.into(), 250, 0, 0, Transport::Icmpv6(m))
+}
+
+/// Our SYN probe to `k`, as the raw backend builds it.
+fn syn_to(c: &Cookies, k: ProbeKey, from: IpAddr) -> Vec<u8> {
+    let seq = c.seq(&k);
+    packet(
+        from,
+        k.ip,
+        64,
+        (seq >> 16) as u16,
+        c.udp_flow_label(&k),
+        Transport::Tcp(tcp::syn_probe(c.src_port(&k), k.port, seq)),
+    )
+}
+
 fn syn_probe(c: &Cookies, port: u16) -> Vec<u8> {
-    let k = key(port, Proto::Tcp);
-    tcp(&TcpSpec {
-        src: ME,
-        dst: TGT,
-        src_port: c.src_port(&k),
-        dst_port: port,
-        seq: c.seq(&k),
-        ack: 0,
-        flags: flags::SYN,
-        window: 1024,
-        ttl: 64,
-        ip_id: 1,
-        mss: Some(1460),
-    })
+    syn_to(c, key(port, Proto::Tcp), ME.into())
 }
 
-/// Our UDP probe to `port` (IP ID carries the cookie's low 16 bits).
-fn udp_probe(c: &Cookies, port: u16, payload: &[u8]) -> Vec<u8> {
-    let k = key(port, Proto::Udp);
-    udp(
-        &UdpSpec {
-            src: ME,
-            dst: TGT,
+/// Our UDP probe to `k` (IP ID / flow label carry the cookie).
+fn udp_to(c: &Cookies, k: ProbeKey, from: IpAddr, payload: &[u8]) -> Vec<u8> {
+    packet(
+        from,
+        k.ip,
+        64,
+        c.udp_ip_id(&k),
+        c.udp_flow_label(&k),
+        Transport::Udp(udp::Repr {
             src_port: c.src_port(&k),
-            dst_port: port,
-            ttl: 64,
-            ip_id: c.seq(&k) as u16,
-        },
-        payload,
+            dst_port: k.port,
+            payload,
+        }),
     )
 }
 
-/// A TCP reply from the target's `port` to the cookie's source port.
-fn tcp_reply(c: &Cookies, port: u16, fl: u8, ack_delta: u32) -> Vec<u8> {
-    let k = key(port, Proto::Tcp);
-    tcp(&TcpSpec {
-        src: TGT,
-        dst: ME,
-        src_port: port,
-        dst_port: c.src_port(&k),
-        seq: 0x1000_0000,
-        ack: c.seq(&k).wrapping_add(1).wrapping_add(ack_delta),
-        flags: fl,
-        window: 65535,
-        ttl: 57,
-        ip_id: 7,
-        mss: if fl & flags::SYN != 0 {
-            Some(1400)
-        } else {
-            None
-        },
-    })
+fn udp_probe(c: &Cookies, port: u16, payload: &[u8]) -> Vec<u8> {
+    udp_to(c, key(port, Proto::Udp), ME.into(), payload)
 }
 
-/// A UDP reply from the target's `port` to the cookie's source port.
-fn udp_reply(c: &Cookies, port: u16, payload: &[u8]) -> Vec<u8> {
-    let k = key(port, Proto::Udp);
-    udp(
-        &UdpSpec {
-            src: TGT,
-            dst: ME,
-            src_port: port,
+/// A TCP reply from the target's port to the cookie's source port.
+fn tcp_reply_to(c: &Cookies, k: ProbeKey, to: IpAddr, fl: u8, ack_delta: u32) -> Vec<u8> {
+    packet(
+        k.ip,
+        to,
+        57,
+        7,
+        0,
+        Transport::Tcp(tcp::Repr {
+            src_port: k.port,
             dst_port: c.src_port(&k),
-            ttl: 57,
-            ip_id: 9,
-        },
-        payload,
+            seq: 0x1000_0000,
+            ack: c.seq(&k).wrapping_add(1).wrapping_add(ack_delta),
+            flags: fl,
+            window: 65535,
+            mss: (fl & flags::SYN != 0).then_some(1400),
+            ..tcp::Repr::default()
+        }),
     )
+}
+
+fn tcp_reply(c: &Cookies, port: u16, fl: u8, ack_delta: u32) -> Vec<u8> {
+    tcp_reply_to(c, key(port, Proto::Tcp), ME.into(), fl, ack_delta)
+}
+
+/// A UDP reply from the target's port to the cookie's source port.
+fn udp_reply_to(c: &Cookies, k: ProbeKey, to: IpAddr, payload: &[u8]) -> Vec<u8> {
+    packet(
+        k.ip,
+        to,
+        57,
+        9,
+        0,
+        Transport::Udp(udp::Repr {
+            src_port: k.port,
+            dst_port: c.src_port(&k),
+            payload,
+        }),
+    )
+}
+
+fn udp_reply(c: &Cookies, port: u16, payload: &[u8]) -> Vec<u8> {
+    udp_reply_to(c, key(port, Proto::Udp), ME.into(), payload)
 }
 
 /// Insert 4 bytes of IPv4 options (NOPs) after the fixed header.
@@ -356,14 +400,177 @@ fn parse_reply_seeds(dir: &Path) -> usize {
         t
     });
 
+    // IPv6: the same shapes over the other family.
+    let syn6 = syn_to(&c, key6(80, Proto::Tcp), ME6.into());
+    add(
+        "v6-tcp-synack-valid",
+        tcp_reply_to(&c, key6(22, Proto::Tcp), ME6.into(), flags::SYN | flags::ACK, 0),
+    );
+    add(
+        "v6-tcp-rstack-bad-cookie",
+        tcp_reply_to(&c, key6(23, Proto::Tcp), ME6.into(), flags::RST | flags::ACK, 1),
+    );
+    add("v6-tcp-own-syn", syn6.clone());
+    add("v6-icmp6-admin-prohibited-tcp", icmp6(1, 1, TGT6, &syn6));
+    let udp6 = udp_to(&c, key6(53, Proto::Udp), ME6.into(), &dns_probe);
+    add("v6-icmp6-port-unreach-udp-target", icmp6(1, 4, TGT6, &udp6));
+    add("v6-icmp6-port-unreach-udp-router", icmp6(1, 4, ROUTER6, &udp6));
+    add("v6-icmp6-time-exceeded-udp", icmp6(3, 0, ROUTER6, &udp6));
+    add("v6-icmp6-too-big-udp", icmp6(2, 0, ROUTER6, &udp6));
+    add("v6-icmp6-param-problem-udp", icmp6(4, 1, TGT6, &udp6));
+    add("v6-icmp6-quote-bad-flow", {
+        let mut q = udp6.clone();
+        q[3] ^= 1;
+        icmp6(1, 4, TGT6, &q)
+    });
+    add("v6-icmp6-quote-47-bytes", icmp6(1, 4, TGT6, &udp6[..47]));
+    add(
+        "v6-udp-reply-dns",
+        udp_reply_to(&c, key6(53, Proto::Udp), ME6.into(), &{
+            let mut r = dns_probe.clone();
+            r[2] |= 0x80;
+            r
+        }),
+    );
+    add(
+        "v6-udp-reply-empty-unknown-port",
+        udp_reply_to(&c, key6(9999, Proto::Udp), ME6.into(), &[]),
+    );
+    add("v6-payload-len-past-buffer", {
+        let mut t = syn6.clone();
+        t[5] = 0xff;
+        t
+    });
+    add("v6-ext-dest-opts-then-tcp", {
+        // Destination options (8 bytes) inserted before the TCP header.
+        let mut t = syn6[..40].to_vec();
+        t[5] += 8;
+        t[6] = 60;
+        t.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+        t.extend_from_slice(&syn6[40..]);
+        t
+    });
+    add("v6-ext-chain-too-long", {
+        let mut t = syn6[..40].to_vec();
+        let chain = [60u8, 0, 0, 0, 0, 0, 0, 0].repeat(20);
+        t[4..6].copy_from_slice(&((chain.len() + 24) as u16).to_be_bytes());
+        t[6] = 60;
+        t.extend_from_slice(&chain);
+        t.extend_from_slice(&syn6[40..]);
+        t
+    });
+
+    // Real Linux traffic: every captured IP frame, without Ethernet.
+    for (name, frame) in captured() {
+        if frame.len() > 14 && matches!(frame[12..14], [0x08, 0x00] | [0x86, 0xdd]) {
+            add(&format!("linux-{name}"), frame[14..].to_vec());
+        }
+    }
+
     for (name, b) in &s {
         write(dir, &format!("{name}.bin"), b);
         if verbose() {
-            let r = parse_ip(b).map(|p| validate(&p, &c));
+            let r = parse_ip(b).map(|p| validate(&p, &c, &[ME.into(), ME6.into()]));
             println!("{name:36} {r:?}");
         }
     }
     s.len()
+}
+
+/// The frames in src/wire/fixtures/, by name (without `.bin`), sorted.
+fn captured() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../src/wire/fixtures");
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
+        .expect("src/wire/fixtures")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let name = p.file_name()?.to_str()?.strip_suffix(".bin")?.to_string();
+            Some((name, fs::read(&p).ok()?))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn parse_frame_seeds(dir: &Path) -> usize {
+    let mut n = 0;
+    for (name, frame) in captured() {
+        write(dir, &format!("{name}.bin"), &frame);
+        n += 1;
+        if name == "arp-reply" {
+            let mut f = frame.clone();
+            f[18] = 255; // hardware address length past the frame
+            write(dir, "arp-hlen-255.bin", &f);
+            write(dir, "arp-truncated.bin", &frame[..30]);
+            n += 2;
+        }
+        if name == "ndp-na" {
+            let mut f = frame.clone();
+            let last = f.len() - 7;
+            f[last] = 0; // option length 0
+            write(dir, "ndp-na-option-len-0.bin", &f);
+            n += 1;
+        }
+    }
+    write(dir, "ethernet-13-bytes.bin", &[0xff; 13]);
+    write(dir, "ethernet-vlan.bin", &[[0u8; 12].as_slice(), &[0x81, 0, 0, 1, 8, 0]].concat());
+    n + 2
+}
+
+fn ipv6_payload_seeds(dir: &Path) -> usize {
+    let mut n = 0;
+    for (name, frame) in captured() {
+        if frame.len() < 54 || frame[12..14] != [0x86, 0xdd] {
+            continue;
+        }
+        let ip = &frame[14..];
+        let mut input = vec![ip[6], ip[7]];
+        input.extend_from_slice(&ip[40..]);
+        write(dir, &format!("{name}.bin"), &input);
+        n += 1;
+    }
+    n
+}
+
+fn wire_reprs_seeds(dir: &Path) -> usize {
+    // Pick byte: see fuzz_targets/wire_reprs.rs (0 ethernet, 1 arp, 2 ipv4,
+    // 3 ipv6, 4 tcp, 5 udp, 6 icmpv4, 7 icmpv6).
+    let mut n = 0;
+    for (name, frame) in captured() {
+        let et = &frame[12..14];
+        let l3 = &frame[14..];
+        let mut put = |pick: u8, tag: &str, bytes: &[u8]| {
+            let mut input = vec![pick];
+            input.extend_from_slice(bytes);
+            write(dir, &format!("{pick}-{name}{tag}.bin"), &input);
+            n += 1;
+        };
+        put(0, "", &frame);
+        match et {
+            [0x08, 0x06] => put(1, "", l3),
+            [0x08, 0x00] => {
+                put(2, "", l3);
+                let ihl = usize::from(l3[0] & 15) * 4;
+                let pick = match l3[9] {
+                    6 => 4,
+                    17 => 5,
+                    _ => 6,
+                };
+                put(pick, "-l4", &l3[ihl..]);
+            }
+            [0x86, 0xdd] => {
+                put(3, "", l3);
+                let pick = match l3[6] {
+                    6 => 4,
+                    17 => 5,
+                    _ => 7,
+                };
+                put(pick, "-l4", &l3[40..]);
+            }
+            _ => {}
+        }
+    }
+    n
 }
 
 fn udp_payload_seeds(dir: &Path) -> usize {
@@ -396,15 +603,17 @@ fn udp_payload_seeds(dir: &Path) -> usize {
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let pr = root.join("parse_reply");
-    let up = root.join("udp_payloads");
-    fs::create_dir_all(&pr).expect("mkdir");
-    fs::create_dir_all(&up).expect("mkdir");
-    let a = parse_reply_seeds(&pr);
-    let b = udp_payload_seeds(&up);
-    println!(
-        "wrote {a} seeds to {} and {b} to {}",
-        pr.display(),
-        up.display()
-    );
+    let targets: [(&str, fn(&Path) -> usize); 5] = [
+        ("parse_reply", parse_reply_seeds),
+        ("parse_frame", parse_frame_seeds),
+        ("ipv6_payload", ipv6_payload_seeds),
+        ("wire_reprs", wire_reprs_seeds),
+        ("udp_payloads", udp_payload_seeds),
+    ];
+    for (name, seeds) in targets {
+        let dir = root.join(name);
+        fs::create_dir_all(&dir).expect("mkdir");
+        let n = seeds(&dir);
+        println!("wrote {n} seeds to {}", dir.display());
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
 
@@ -23,9 +23,11 @@ use pnet_packet::ipv4::Ipv4Packet;
 use super::{Backend, Counters, OpenError, PROBE_QUEUE, Probe, REPLY_QUEUE};
 use crate::probe::{Cookies, Proto};
 use crate::validate::{Drop, Reply, validate};
-use crate::wire::{self, TcpSpec, UdpSpec, flags, payloads};
+use crate::wire::{self, IpRepr, Transport, payloads, tcp, udp};
 
-const TTL: u8 = 64;
+/// The addresses probes have been sent from: the sender adds each new one
+/// before its first probe leaves, the receiver believes only replies to them.
+type Sources = Arc<RwLock<Vec<IpAddr>>>;
 
 fn open(
     proto: pnet_packet::ip::IpNextHeaderProtocol,
@@ -87,15 +89,17 @@ pub fn start(cookies: Cookies, udp: bool, counters: Arc<Counters>) -> Result<Bac
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);
 
+    let sources: Sources = Arc::default();
     let c = counters.clone();
+    let s = sources.clone();
     let sender = thread::Builder::new()
         .name("rawscan-send".into())
-        .spawn(move || send_loop(tx, probe_rx, cookies, &c))
+        .spawn(move || send_loop(tx, probe_rx, cookies, &c, &s))
         .map_err(|e| OpenError::Other(e.into()))?;
     let c = counters.clone();
     let receiver = thread::Builder::new()
         .name("rawscan-recv".into())
-        .spawn(move || recv_loop(rx, reply_tx, stop_rx, cookies, &c))
+        .spawn(move || recv_loop(rx, reply_tx, stop_rx, cookies, &c, &sources))
         .map_err(|e| OpenError::Other(e.into()))?;
     Ok(Backend {
         probes: probe_tx,
@@ -122,6 +126,7 @@ fn send_loop(
     probes: Receiver<Vec<Probe>>,
     cookies: Cookies,
     c: &Counters,
+    shared_sources: &Sources,
 ) {
     let mut buf = vec![0u8; 2048];
     let mut payload = Vec::with_capacity(1500);
@@ -140,7 +145,13 @@ fn send_loop(
         let src = match sources.get(&p.key.ip) {
             Some(s) => *s,
             None => match source_for(p.key.ip) {
-                Ok(s) => *sources.entry(p.key.ip).or_insert(s),
+                Ok(s) => {
+                    let mut shared = shared_sources.write().unwrap_or_else(|e| e.into_inner());
+                    if !shared.contains(&IpAddr::V4(s)) {
+                        shared.push(IpAddr::V4(s));
+                    }
+                    *sources.entry(p.key.ip).or_insert(s)
+                }
                 Err(_) => {
                     Counters::inc(&c.send_errors);
                     continue;
@@ -149,43 +160,29 @@ fn send_loop(
         };
         let src_port = cookies.src_port(&p.key);
         let seq = cookies.seq(&p.key);
-        let built = match p.key.proto {
-            Proto::Tcp => wire::build_tcp_v4(
-                &mut buf,
-                &TcpSpec {
-                    src,
-                    dst,
-                    src_port,
-                    dst_port: p.key.port,
-                    seq,
-                    ack: 0,
-                    flags: flags::SYN,
-                    window: 1024,
-                    ttl: TTL,
-                    ip_id: (seq >> 16) as u16,
-                    mss: Some(1460),
-                },
+        let (ip_id, transport) = match p.key.proto {
+            Proto::Tcp => (
+                (seq >> 16) as u16,
+                Transport::Tcp(tcp::syn_probe(src_port, p.key.port, seq)),
             ),
             Proto::Udp => {
                 payload.clear();
                 if let Some(pl) = payloads::payload_for(p.key.port) {
                     pl.write(seq, &mut payload);
                 }
-                wire::build_udp_v4(
-                    &mut buf,
-                    &UdpSpec {
-                        src,
-                        dst,
+                (
+                    // ICMP errors quote the IP ID: it carries the cookie.
+                    cookies.udp_ip_id(&p.key),
+                    Transport::Udp(udp::Repr {
                         src_port,
                         dst_port: p.key.port,
-                        ttl: TTL,
-                        // ICMP errors quote the IP ID: it carries the cookie.
-                        ip_id: seq as u16,
-                    },
-                    &payload,
+                        payload: &payload,
+                    }),
                 )
             }
         };
+        let ip = IpRepr::probe(IpAddr::V4(src), IpAddr::V4(dst), ip_id, 0);
+        let built = wire::emit_packet(&mut buf, &ip, &transport);
         let Ok(n) = built else {
             Counters::inc(&c.send_errors);
             continue;
@@ -221,6 +218,7 @@ fn recv_loop(
     stop: Receiver<()>,
     cookies: Cookies,
     c: &Counters,
+    sources: &Sources,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut fds: Vec<libc::pollfd> = rx
@@ -241,6 +239,7 @@ fn recv_loop(
             continue;
         }
         let mut batch = Vec::new();
+        let sources = sources.read().unwrap_or_else(|e| e.into_inner());
         for pfd in fds.iter_mut() {
             if pfd.revents & libc::POLLIN == 0 {
                 continue;
@@ -261,22 +260,23 @@ fn recv_loop(
                 }
                 Counters::inc(&c.received);
                 let bytes = &buf[..len as usize];
-                let reply = match wire::parse_ip(bytes) {
+                let reply = match wire::parse_ipv4(bytes) {
                     Err(_) => {
                         Counters::inc(&c.malformed);
                         continue;
                     }
-                    Ok(pkt) => validate(&pkt, &cookies),
+                    Ok(pkt) => validate(&pkt, &cookies, &sources),
                 };
                 match reply {
                     Ok(r) => batch.push(r),
-                    Err(Drop::BadCookie | Drop::BadQuote | Drop::WrongPort) => {
+                    Err(Drop::BadCookie | Drop::BadQuote | Drop::WrongPort | Drop::NotToUs) => {
                         Counters::inc(&c.bad_cookie)
                     }
                     Err(Drop::NotAReply | Drop::IgnoredIcmp) => Counters::inc(&c.not_reply),
                 }
             }
         }
+        drop(sources);
         // Under load, let replies gather for a moment: one wake-up per
         // millisecond instead of one per packet (the socket buffers are
         // large enough to hold them).

@@ -3,7 +3,9 @@
 //! errors it receives for that socket, run by the shared `worker`.
 //!
 //! Invariants: a datagram counts only if it comes from the probed port
-//! (the socket is connected) and passes the payload's cookie check; an
+//! to our address and port (the kernel checks both for a connected socket)
+//! and passes the payload's evidence check (`udp-response` with the cookie,
+//! `udp-response-unverified` without an ID field or for an empty probe); an
 //! ICMP error is read from the socket's error queue with its type, code
 //! and sender, so "closed" needs a port-unreachable from the target itself,
 //! exactly as the raw backend decides.
@@ -19,9 +21,10 @@ use mio::net::UdpSocket;
 
 use super::worker::{self, Ready, Technique};
 use super::{Backend, Counters, Probe};
-use crate::probe::{Cookies, IcmpKind, PortState, Proto, Reason, classify_icmp};
+use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
 use crate::validate::Reply;
-use crate::wire::payloads;
+use crate::wire::IcmpErrorKind;
+use crate::wire::payloads::{self, Evidence};
 
 fn set_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
     // SAFETY: fd is an open socket; the value is a plain int.
@@ -48,6 +51,8 @@ enum Got {
         ttl: Option<u8>,
     },
     Icmp {
+        /// Reported by ICMPv6 (SO_EE_ORIGIN_ICMP6) rather than ICMP.
+        v6: bool,
         icmp_type: u8,
         code: u8,
         from: Option<IpAddr>,
@@ -109,6 +114,7 @@ fn recv(fd: i32, buf: &mut [u8], errqueue: bool) -> io::Result<Got> {
                         _ => None,
                     };
                     return Ok(Got::Icmp {
+                        v6: ee.ee_origin == libc::SO_EE_ORIGIN_ICMP6,
                         icmp_type: ee.ee_type,
                         code: ee.ee_code,
                         from,
@@ -173,32 +179,13 @@ impl Technique for ConnectedUdp {
         for _ in 0..16 {
             match recv(fd, &mut self.buf, true) {
                 Ok(Got::Icmp {
+                    v6,
                     icmp_type,
                     code,
                     from,
                 }) => {
-                    let kind = match icmp_type {
-                        3 => IcmpKind::Unreach(code),
-                        11 => IcmpKind::TimeExceeded,
-                        // ICMPv6: destination unreachable (1) codes differ;
-                        // port unreachable is 4, admin-prohibited 1.
-                        1 if p.key.ip.is_ipv6() => IcmpKind::Unreach(match code {
-                            4 => 3,
-                            1 => 13,
-                            3 => 1,
-                            0 => 0,
-                            other => other,
-                        }),
-                        _ => continue,
-                    };
-                    let from_target = from == Some(p.key.ip);
-                    if let Some((state, reason)) = classify_icmp(kind, Proto::Udp, from_target) {
-                        return Ready::Done(Reply {
-                            key: p.key,
-                            state,
-                            reason,
-                            ttl: None,
-                        });
+                    if let Some(reply) = icmp_reply(&p.key, v6, icmp_type, code, from) {
+                        return Ready::Done(reply);
                     }
                 }
                 Ok(_) => break,
@@ -209,16 +196,19 @@ impl Technique for ConnectedUdp {
             match recv(fd, &mut self.buf, false) {
                 Ok(Got::Data { len, ttl }) => {
                     let data = &self.buf[..len];
-                    let ok = payloads::payload_for(p.key.port)
-                        .is_none_or(|pl| pl.accepts(self.cookies.seq(&p.key), data));
-                    if ok {
-                        return Ready::Done(Reply {
-                            key: p.key,
-                            state: PortState::Open,
-                            reason: Reason::UdpResponse,
-                            ttl,
-                        });
-                    }
+                    let evidence = payloads::payload_for(p.key.port)
+                        .map(|pl| pl.evidence(self.cookies.seq(&p.key), data));
+                    let reason = match evidence {
+                        Some(Evidence::Verified) => Reason::UdpResponse,
+                        Some(Evidence::Unverified) | None => Reason::UdpResponseUnverified,
+                        Some(Evidence::Rejected) => continue,
+                    };
+                    return Ready::Done(Reply {
+                        key: p.key,
+                        state: PortState::Open,
+                        reason,
+                        ttl,
+                    });
                 }
                 Ok(_) => return Ready::Pending,
                 // The error was reported through the error queue above;
@@ -239,6 +229,32 @@ impl Technique for ConnectedUdp {
     }
 }
 
+/// The reply an ICMP or ICMPv6 error reported through the error queue
+/// makes for `key`, if its type and code decide anything. The family comes
+/// from the error's origin: ICMPv6 type 3 is time exceeded, not ICMP's
+/// destination unreachable.
+fn icmp_reply(
+    key: &ProbeKey,
+    v6: bool,
+    icmp_type: u8,
+    code: u8,
+    from: Option<IpAddr>,
+) -> Option<Reply> {
+    let kind = if v6 {
+        IcmpErrorKind::from_icmpv6(icmp_type, code)?
+    } else {
+        IcmpErrorKind::from_icmpv4(icmp_type, code)?
+    };
+    let from_target = from == Some(key.ip);
+    let (state, reason) = classify_icmp(kind, Proto::Udp, from_target)?;
+    Some(Reply {
+        key: *key,
+        state,
+        reason,
+        ttl: None,
+    })
+}
+
 pub fn start(cookies: Cookies, counters: Arc<Counters>) -> anyhow::Result<Backend> {
     let tech = ConnectedUdp {
         cookies,
@@ -246,4 +262,82 @@ pub fn start(cookies: Cookies, counters: Arc<Counters>) -> anyhow::Result<Backen
         payload: Vec::with_capacity(1500),
     };
     worker::start(tech, "rawscan-udp", counters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    const V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+    const ROUTER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe));
+    const V4: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+
+    fn key(ip: IpAddr) -> ProbeKey {
+        ProbeKey {
+            ip,
+            port: 161,
+            proto: Proto::Udp,
+        }
+    }
+
+    fn got(ip: IpAddr, v6: bool, t: u8, c: u8, from: IpAddr) -> Option<(PortState, &'static str)> {
+        icmp_reply(&key(ip), v6, t, c, Some(from)).map(|r| (r.state, r.reason.as_str()))
+    }
+
+    #[test]
+    fn icmpv6_errors_map_through_the_icmpv6_codes() {
+        use PortState::*;
+        assert_eq!(got(V6, true, 1, 4, V6), Some((Closed, "port-unreach")));
+        assert_eq!(
+            got(V6, true, 1, 4, ROUTER6),
+            Some((Filtered, "port-unreach"))
+        );
+        assert_eq!(
+            got(V6, true, 1, 1, V6),
+            Some((Filtered, "admin-prohibited"))
+        );
+        assert_eq!(got(V6, true, 1, 0, ROUTER6), Some((Filtered, "no-route")));
+        assert_eq!(
+            got(V6, true, 1, 3, ROUTER6),
+            Some((Filtered, "host-unreach"))
+        );
+        assert_eq!(
+            got(V6, true, 1, 2, ROUTER6),
+            Some((Filtered, "beyond-scope"))
+        );
+        assert_eq!(
+            got(V6, true, 1, 5, V6),
+            Some((Filtered, "admin-prohibited"))
+        );
+        assert_eq!(got(V6, true, 1, 6, V6), Some((Filtered, "reject-route")));
+        // The bug this replaces: ICMPv6 type 3 (time exceeded) fell into
+        // the IPv4 "type 3 = unreachable" arm, so code 0 read as
+        // net-unreach and code 1 as host-unreach.
+        assert_eq!(
+            got(V6, true, 3, 0, ROUTER6),
+            Some((Filtered, "time-exceeded"))
+        );
+        assert_eq!(got(V6, true, 3, 1, V6), Some((Filtered, "time-exceeded")));
+        // Packet too big and parameter problem decide nothing; neither do
+        // ICMPv6 informational types.
+        assert_eq!(got(V6, true, 2, 0, ROUTER6), None);
+        assert_eq!(got(V6, true, 4, 1, V6), None);
+        assert_eq!(got(V6, true, 129, 0, V6), None);
+    }
+
+    #[test]
+    fn icmpv4_errors_keep_their_mapping() {
+        use PortState::*;
+        assert_eq!(got(V4, false, 3, 3, V4), Some((Closed, "port-unreach")));
+        assert_eq!(
+            got(V4, false, 3, 13, V4),
+            Some((Filtered, "admin-prohibited"))
+        );
+        assert_eq!(got(V4, false, 3, 1, V4), Some((Filtered, "host-unreach")));
+        assert_eq!(got(V4, false, 11, 0, V4), Some((Filtered, "time-exceeded")));
+        // ICMP type 1 does not exist; type 4 (source quench) decides nothing.
+        assert_eq!(got(V4, false, 1, 4, V4), None);
+        assert_eq!(got(V4, false, 4, 0, V4), None);
+    }
 }

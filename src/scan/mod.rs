@@ -255,7 +255,7 @@ impl Scan {
         let rtt = first.then(|| now.saturating_duration_since(entry.sent));
         // ICMP answers to UDP probes come through the target's rate
         // limit: their timing says nothing about loss on the path.
-        let icmp = key.proto == Proto::Udp && reply.reason != Reason::UdpResponse;
+        let icmp = key.proto == Proto::Udp && reply.reason.is_icmp();
         let loss = (!entry.once && !icmp).then_some(entry.attempt);
         let unknown = self.hosts.rtt().srtt().is_none();
         self.hosts.answered(key.ip, rtt, loss);

@@ -133,17 +133,6 @@ pub struct Pacer {
     hosts: HashMap<IpAddr, Host>,
 }
 
-fn is_icmp(r: Reason) -> bool {
-    !matches!(
-        r,
-        Reason::UdpResponse
-            | Reason::NoResponse
-            | Reason::SynAck
-            | Reason::Reset
-            | Reason::ConnRefused
-    )
-}
-
 impl Pacer {
     pub fn new(defeat_icmp_ratelimit: bool) -> Self {
         Pacer {
@@ -166,7 +155,7 @@ impl Pacer {
         }
         let h = self.hosts.entry(key.ip).or_default();
         h.answered += 1;
-        if is_icmp(reason) {
+        if reason.is_icmp() {
             h.icmp += 1;
         }
         if let Some(s) = h.slow.as_mut()

@@ -43,6 +43,20 @@ pub enum CookieCheck {
     NoIdField,
 }
 
+/// What a reply datagram from the probed port proves (see `validate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// It echoes the cookie as the protocol does, or reflects the probe
+    /// with the cookie in it: it answers our probe.
+    Verified,
+    /// The protocol echoes nothing of ours (`NoIdField`), so the reply is
+    /// believed on addresses and ports alone: an off-path sender who
+    /// guesses the source port could forge it.
+    Unverified,
+    /// It does not parse as this protocol's reply, or echoes another ID.
+    Rejected,
+}
+
 /// One well-known UDP service's probe.
 #[derive(Debug)]
 pub struct Payload {
@@ -1059,17 +1073,34 @@ impl Payload {
         }
     }
 
-    /// Is this datagram from the probed port proof that the port is open?
-    /// Yes when it carries our cookie as the protocol echoes it, when the
-    /// protocol has no ID field, or when it is our probe reflected back
-    /// byte for byte (an echo-like service: nmap calls that open too).
-    pub fn accepts(&self, cookie: u32, reply: &[u8]) -> bool {
-        if self.check_reply(cookie, reply) != CookieCheck::Mismatch {
-            return true;
+    /// What this datagram from the probed port proves. `Verified` when it
+    /// carries our cookie as the protocol echoes it, or is our probe
+    /// reflected back byte for byte with a cookie in it (an echo-like
+    /// service: nmap calls that open too); `Unverified` when the protocol
+    /// has no ID field (or the reflected probe carries none); `Rejected`
+    /// when it is not this protocol's reply to our probe.
+    pub fn evidence(&self, cookie: u32, reply: &[u8]) -> Evidence {
+        match self.check_reply(cookie, reply) {
+            CookieCheck::Match => Evidence::Verified,
+            CookieCheck::NoIdField => Evidence::Unverified,
+            CookieCheck::Mismatch => {
+                let mut probe = Vec::with_capacity(reply.len());
+                self.write(cookie, &mut probe);
+                if probe != reply {
+                    Evidence::Rejected
+                } else if self.cookie.is_empty() {
+                    Evidence::Unverified
+                } else {
+                    Evidence::Verified
+                }
+            }
         }
-        let mut probe = Vec::with_capacity(reply.len());
-        self.write(cookie, &mut probe);
-        probe == reply
+    }
+
+    /// Is this datagram from the probed port believed at all (verified or
+    /// not)? See [`Payload::evidence`].
+    pub fn accepts(&self, cookie: u32, reply: &[u8]) -> bool {
+        self.evidence(cookie, reply) != Evidence::Rejected
     }
 
     /// Does this reply datagram (UDP payload bytes from the target port) belong to a probe sent with `cookie`?
