@@ -6,6 +6,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod echo;
 pub mod engine;
 pub mod net;
 pub mod output;
