@@ -16,6 +16,7 @@ pub mod plan;
 pub mod probe;
 pub mod rate;
 pub mod resume;
+pub mod safefile;
 pub mod services;
 pub mod table;
 pub mod targets;
