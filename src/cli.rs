@@ -284,7 +284,9 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             _ if s.len() == 3 && s.starts_with("-T") && s.as_bytes()[2].is_ascii_digit() => {
                 Some(vec!["--timing".into(), s[2..].into()])
             }
-            _ if s.starts_with("-o") && s.as_bytes().get(2).is_some_and(|b| b"NXGJA".contains(b)) => {
+            _ if s.starts_with("-o")
+                && s.as_bytes().get(2).is_some_and(|b| b"NXGJA".contains(b)) =>
+            {
                 // -oX FILE, -oXFILE and -oX=FILE.
                 let flag = format!("--output-{}", &s[2..3].to_lowercase());
                 match s[3..].strip_prefix('=').unwrap_or(&s[3..]) {
@@ -353,7 +355,9 @@ mod tests {
             assert_eq!(parse(&v).out_xml.as_deref(), Some("f.xml"), "{spelling:?}");
         }
         // Not a char boundary after -o: no panic, clap reports it.
-        assert!(Args::try_parse_from(nmap_compat(["rawscan", "-oé", "x"].map(OsString::from))).is_err());
+        assert!(
+            Args::try_parse_from(nmap_compat(["rawscan", "-oé", "x"].map(OsString::from))).is_err()
+        );
         // After `--`, nothing is rewritten.
         let d = parse(&["rawscan", "--", "-sS"]);
         assert_eq!(d.targets, vec!["-sS"]);

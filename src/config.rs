@@ -156,13 +156,10 @@ impl Outputs {
 fn check_distinct_files(a: &Args, o: &Outputs) -> Result<(), UsageError> {
     let mut written: Vec<(&str, &str)> = o.files();
     written.push(("--resume-file", a.resume_file.as_str()));
-    let read: Vec<(&str, &str)> = [
-        ("-iL", &a.input_list),
-        ("--exclude-file", &a.exclude_file),
-    ]
-    .into_iter()
-    .filter_map(|(f, p)| p.as_deref().filter(|p| *p != "-").map(|p| (f, p)))
-    .collect();
+    let read: Vec<(&str, &str)> = [("-iL", &a.input_list), ("--exclude-file", &a.exclude_file)]
+        .into_iter()
+        .filter_map(|(f, p)| p.as_deref().filter(|p| *p != "-").map(|p| (f, p)))
+        .collect();
     for (i, (fa, pa)) in written.iter().enumerate() {
         let la = safefile::lexical(pa);
         for (fb, pb) in &written[i + 1..] {
@@ -429,9 +426,8 @@ pub fn build(
 
     // Timing.
     let t = args.timing.unwrap_or(3);
-    let (rate, initial, min, max, retries) = template(t).ok_or_else(|| {
-        UsageError(format!("invalid timing template '-T{t}' (0-5)"))
-    })?;
+    let (rate, initial, min, max, retries) =
+        template(t).ok_or_else(|| UsageError(format!("invalid timing template '-T{t}' (0-5)")))?;
     let timing = timeouts(args, (initial, min, max), retries)?;
     let rate = args.rate.unwrap_or(rate);
     if rate == 0 || rate > MAX_RATE {
@@ -440,38 +436,37 @@ pub fn build(
         )));
     }
 
-    let cfg = Config {
-        hosts,
-        ports,
-        tcp,
-        udp: args.udp,
-        rate,
-        timing,
-        seed: args.seed.unwrap_or_else(rand::random),
-        cookie_key: rand::random(),
-        reason: args.reason,
-        open_only: args.open,
-        verbose: args.verbose,
-        defeat_icmp_ratelimit: args.defeat_icmp_ratelimit,
-        outputs: Outputs::from_args(args)?,
-        resume_file: args.resume_file.clone(),
-        stats_every: match &args.stats_every {
-            None => None,
-            Some(s) => Some(
-                parse_time(s)
-                    .filter(|d| *d >= MIN_STATS_EVERY)
-                    .ok_or_else(|| {
+    let cfg =
+        Config {
+            hosts,
+            ports,
+            tcp,
+            udp: args.udp,
+            rate,
+            timing,
+            seed: args.seed.unwrap_or_else(rand::random),
+            cookie_key: rand::random(),
+            reason: args.reason,
+            open_only: args.open,
+            verbose: args.verbose,
+            defeat_icmp_ratelimit: args.defeat_icmp_ratelimit,
+            outputs: Outputs::from_args(args)?,
+            resume_file: args.resume_file.clone(),
+            stats_every: match &args.stats_every {
+                None => None,
+                Some(s) => Some(parse_time(s).filter(|d| *d >= MIN_STATS_EVERY).ok_or_else(
+                    || {
                         UsageError(format!(
                             "invalid --stats-every {} (at least {}ms)",
                             echo::token(s),
                             MIN_STATS_EVERY.as_millis()
                         ))
-                    })?,
-            ),
-        },
-        user: args.user.clone(),
-        notes: note.into_iter().collect(),
-    };
+                    },
+                )?),
+            },
+            user: args.user.clone(),
+            notes: note.into_iter().collect(),
+        };
     check_distinct_files(args, &cfg.outputs)?;
     if cfg.plan().total().is_none() {
         return Err(UsageError(
@@ -558,7 +553,11 @@ mod tests {
     #[test]
     fn timeouts_have_bounds_and_name_the_flag() {
         let e = |v: &[&str]| cfg(v).unwrap_err().0;
-        for f in ["--min-rtt-timeout", "--max-rtt-timeout", "--initial-rtt-timeout"] {
+        for f in [
+            "--min-rtt-timeout",
+            "--max-rtt-timeout",
+            "--initial-rtt-timeout",
+        ] {
             for bad in ["0", "0ms", "0.0001", "200s", "1x"] {
                 let m = e(&["rawscan", f, bad, "198.18.0.2"]);
                 assert!(m.starts_with(&format!("invalid {f} ")), "{f} {bad}: {m}");
@@ -572,7 +571,10 @@ mod tests {
             "1s",
             "198.18.0.2",
         ]);
-        assert!(m.contains("--min-rtt-timeout 2000ms") && m.contains("--max-rtt-timeout 1000ms"), "{m}");
+        assert!(
+            m.contains("--min-rtt-timeout 2000ms") && m.contains("--max-rtt-timeout 1000ms"),
+            "{m}"
+        );
         let m = e(&[
             "rawscan",
             "--initial-rtt-timeout",
@@ -584,7 +586,10 @@ mod tests {
         assert!(m.starts_with("--initial-rtt-timeout"), "{m}");
         // One value alone moves the template's other bound.
         let c = cfg(&["rawscan", "--max-rtt-timeout", "50ms", "198.18.0.2"]).unwrap();
-        assert_eq!((c.timing.min, c.timing.max), (Duration::from_millis(50), Duration::from_millis(50)));
+        assert_eq!(
+            (c.timing.min, c.timing.max),
+            (Duration::from_millis(50), Duration::from_millis(50))
+        );
         let c = cfg(&["rawscan", "--min-rtt-timeout", "20s", "198.18.0.2"]).unwrap();
         assert_eq!(c.timing.max, Duration::from_secs(20));
         assert_eq!(c.timing.initial, Duration::from_secs(20));
@@ -613,11 +618,17 @@ mod tests {
         assert_eq!(c.notes.len(), 1);
         assert!(c.notes[0].contains("1 in 224.0.0.0/4"), "{:?}", c.notes);
         let m = cfg(&["rawscan", "255.255.255.255"]).unwrap_err().0;
-        assert!(m.contains("no targets left") && m.contains("--no-default-excludes"), "{m}");
+        assert!(
+            m.contains("no targets left") && m.contains("--no-default-excludes"),
+            "{m}"
+        );
         let c = cfg(&["rawscan", "--no-default-excludes", "255.255.255.255"]).unwrap();
         assert!(c.notes.is_empty());
         let m = cfg(&["rawscan", "10.0.0.0/7"]).unwrap_err().0;
-        assert!(m.contains("33554432") && m.contains("--allow-large-target-set"), "{m}");
+        assert!(
+            m.contains("33554432") && m.contains("--allow-large-target-set"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod output;
 pub mod pacing;
 pub mod permute;
 pub mod plan;
+pub mod privs;
 pub mod probe;
 pub mod rate;
 pub mod resume;

@@ -379,7 +379,10 @@ impl Later {
     /// Write the file: a new 0600 temporary file next to it, synced, then
     /// renamed over the name. Uses only system calls (it also runs in the
     /// forked helper). On error, returns the step that failed.
-    fn commit_from(&self, src: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>) -> Result<(), (u8, i32)> {
+    fn commit_from(
+        &self,
+        src: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> Result<(), (u8, i32)> {
         let errno = || io::Error::last_os_error().raw_os_error().unwrap_or(0);
         let dir = self.dir.as_raw_fd();
         // SAFETY: valid dir fd and C string; the result is checked.
@@ -499,11 +502,7 @@ impl LaterWriter {
             return Err(io::Error::last_os_error()).context("starting the resume-file writer");
         }
         if pid == 0 {
-            let keep = [
-                data_r.as_raw_fd(),
-                res_w.as_raw_fd(),
-                later.dir.as_raw_fd(),
-            ];
+            let keep = [data_r.as_raw_fd(), res_w.as_raw_fd(), later.dir.as_raw_fd()];
             // SAFETY: we are the single-threaded child; never returns.
             unsafe { helper_main(&later, &keep) }
         }
@@ -625,7 +624,13 @@ pub unsafe fn capset_low(caps: u32) -> bool {
 unsafe fn helper_main(later: &Later, keep: &[RawFd; 3]) -> ! {
     // SAFETY: plain system calls on our own process.
     unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE, libc::SIGQUIT] {
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+            libc::SIGQUIT,
+        ] {
             libc::signal(sig, libc::SIG_IGN);
         }
         // Close every descriptor but ours (sockets, output files, stdio).
@@ -641,7 +646,13 @@ unsafe fn helper_main(later: &Later, keep: &[RawFd; 3]) -> ! {
         }
         libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0);
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
         capset_low(1 << CAP_DAC_OVERRIDE);
     }
     let (data, res) = (keep[0], keep[1]);
@@ -704,7 +715,8 @@ mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("rawscan-safefile-{}-{name}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("rawscan-safefile-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -717,7 +729,9 @@ mod tests {
         std::fs::write(&victim, "keep me").unwrap();
         let link = d.join("link");
         symlink(&victim, &link).unwrap();
-        let e = create_output(link.to_str().unwrap()).unwrap_err().to_string();
+        let e = create_output(link.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("symbolic link"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
         // A dangling symlink is refused too (no file is created behind it).
@@ -749,17 +763,31 @@ mod tests {
         let d = tmpdir("read");
         let f = d.join("list");
         std::fs::write(&f, "198.18.0.1\n").unwrap();
-        assert_eq!(read_text(f.to_str().unwrap(), 100, "-iL").unwrap(), "198.18.0.1\n");
+        assert_eq!(
+            read_text(f.to_str().unwrap(), 100, "-iL").unwrap(),
+            "198.18.0.1\n"
+        );
         let e = read_text(f.to_str().unwrap(), 5, "-iL").unwrap_err();
         assert!(e.contains("larger"), "{e}");
         let e = read_text("/dev/zero", 100, "-iL").unwrap_err();
         assert!(e.contains("not a regular file"), "{e}");
         let e = read_text(d.to_str().unwrap(), 100, "-iL").unwrap_err();
-        assert!(e.contains("directory") || e.contains("Is a directory"), "{e}");
+        assert!(
+            e.contains("directory") || e.contains("Is a directory"),
+            "{e}"
+        );
         std::fs::write(&f, [0u8; 10]).unwrap();
-        assert!(read_text(f.to_str().unwrap(), 100, "-iL").unwrap_err().contains("NUL"));
+        assert!(
+            read_text(f.to_str().unwrap(), 100, "-iL")
+                .unwrap_err()
+                .contains("NUL")
+        );
         std::fs::write(&f, [0xffu8, 0xfe]).unwrap();
-        assert!(read_text(f.to_str().unwrap(), 100, "-iL").unwrap_err().contains("UTF-8"));
+        assert!(
+            read_text(f.to_str().unwrap(), 100, "-iL")
+                .unwrap_err()
+                .contains("UTF-8")
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -769,13 +797,20 @@ mod tests {
         let f = d.join("r");
         std::fs::write(&f, "{}").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_owned(f.to_str().unwrap(), 100, "resume file").unwrap(), b"{}");
+        assert_eq!(
+            read_owned(f.to_str().unwrap(), 100, "resume file").unwrap(),
+            b"{}"
+        );
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let e = read_owned(f.to_str().unwrap(), 100, "resume file").unwrap_err().to_string();
+        let e = read_owned(f.to_str().unwrap(), 100, "resume file")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("writable by other users"), "{e}");
         let l = d.join("l");
         symlink(&f, &l).unwrap();
-        let e = read_owned(l.to_str().unwrap(), 100, "resume file").unwrap_err().to_string();
+        let e = read_owned(l.to_str().unwrap(), 100, "resume file")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("symbolic link"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -194,7 +194,12 @@ pub const MAX_RANGES: usize = 1 << 22;
 const GUARDED: &[(&str, bool, u128, u128)] = &[
     ("0.0.0.0/8 (\"this network\")", false, 0, 0x00ff_ffff),
     ("224.0.0.0/4 (multicast)", false, 0xe000_0000, 0xefff_ffff),
-    ("255.255.255.255 (broadcast)", false, 0xffff_ffff, 0xffff_ffff),
+    (
+        "255.255.255.255 (broadcast)",
+        false,
+        0xffff_ffff,
+        0xffff_ffff,
+    ),
     ("240.0.0.0/4 (reserved)", false, 0xf000_0000, 0xffff_fffe),
     ("::/128 (unspecified)", true, 0, 0),
     (
@@ -379,7 +384,12 @@ fn parse_host_token(
     budget: &mut Budget,
 ) -> Result<(), SpecError> {
     let bad = || err(format!("invalid target {}", echo::token(tok)));
-    let bad_prefix = || err(format!("invalid CIDR prefix in target {}", echo::token(tok)));
+    let bad_prefix = || {
+        err(format!(
+            "invalid CIDR prefix in target {}",
+            echo::token(tok)
+        ))
+    };
     if let Ok(ip) = IpAddr::from_str(tok) {
         budget.take(1, tok)?;
         let (v6, x) = to_int(ip);
@@ -548,13 +558,10 @@ fn octet_ranges(tok: &str, out: &mut Vec<Range>, budget: &mut Budget) -> Result<
         });
         return Ok(());
     }
-    let values = |s: &Vec<(u8, u8)>| -> u128 {
-        s.iter()
-            .map(|&(a, b)| u128::from(b - a) + 1)
-            .sum::<u128>()
-    };
-    let count: u128 = sets[..split - 1].iter().map(values).product::<u128>()
-        * sets[split - 1].len() as u128;
+    let values =
+        |s: &Vec<(u8, u8)>| -> u128 { s.iter().map(|&(a, b)| u128::from(b - a) + 1).sum::<u128>() };
+    let count: u128 =
+        sets[..split - 1].iter().map(values).product::<u128>() * sets[split - 1].len() as u128;
     budget.take(count, tok)?;
     out.reserve(count as usize);
     let shift = 8 * (4 - split as u32);
@@ -850,7 +857,9 @@ mod tests {
             assert!(e.0.contains("2^128"), "{t:?}: {e}");
         }
         // Minus the guarded blocks it fits a u128 but needs the flag.
-        let e = targets(&["::/0"], opts(true, false)).map(|_| ()).unwrap_err();
+        let e = targets(&["::/0"], opts(true, false))
+            .map(|_| ())
+            .unwrap_err();
         assert!(e.0.contains("--allow-large-target-set"), "{e}");
         let t = targets(&["::/0"], opts(true, true)).unwrap();
         assert_eq!(t.hosts.len(), u128::MAX - (1u128 << 120));
@@ -930,7 +939,9 @@ mod tests {
             opts(true, true),
         )
         .unwrap();
-        let got: Vec<IpAddr> = (0..t.hosts.len()).map(|i| t.hosts.get(i).unwrap()).collect();
+        let got: Vec<IpAddr> = (0..t.hosts.len())
+            .map(|i| t.hosts.get(i).unwrap())
+            .collect();
         // 1.0.0.0/8 is not guarded; loopback stays.
         assert_eq!(t.hosts.len(), (1 << 24) + 1);
         assert!(got.contains(&"127.0.0.1".parse().unwrap()));
@@ -938,7 +949,10 @@ mod tests {
         let total: u128 = t.guarded.iter().map(|g| g.1).sum();
         assert_eq!(total, 1 + (1 << 24) + 2 + 1 + 1);
         let note = t.guarded_note().unwrap();
-        assert!(note.contains("--no-default-excludes") && !note.contains('\n'), "{note}");
+        assert!(
+            note.contains("--no-default-excludes") && !note.contains('\n'),
+            "{note}"
+        );
         let t = targets(&["224.0.0.1"], opts(false, true)).unwrap();
         assert_eq!(t.hosts.len(), 1);
         assert!(t.guarded_note().is_none());
@@ -946,7 +960,12 @@ mod tests {
 
     #[test]
     fn contains_and_subtract_agree_with_a_naive_set() {
-        let inc = ["198.18.0.0/28", "198.18.0.40-60", "198.18.1.1", "2001:db8::/126"];
+        let inc = [
+            "198.18.0.0/28",
+            "198.18.0.40-60",
+            "198.18.1.1",
+            "2001:db8::/126",
+        ];
         let exc = ["198.18.0.3", "198.18.0.10-45", "198.18.0.60", "2001:db8::1"];
         let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let h = parse_hosts(&strs(&inc), &strs(&exc), &no_dns).unwrap();
