@@ -62,21 +62,22 @@ pub struct ResumeState {
 /// scan; it is not a MAC (the file's ownership protects it).
 pub fn plan_hash(plan: &Plan) -> String {
     let mut h = SipHasher13::new_with_keys(0x7261_7773_6361_6e31, 0x706c_616e_6861_7368);
+    // Fixed-width little-endian fields: the same on every machine.
     h.write(b"rawscan plan v1");
-    h.write_u64(plan.seed);
+    h.write(&plan.seed.to_le_bytes());
     for (v6, start, end) in plan.hosts.ranges() {
-        h.write_u8(u8::from(v6));
-        h.write_u128(start);
-        h.write_u128(end);
+        h.write(&[u8::from(v6)]);
+        h.write(&start.to_le_bytes());
+        h.write(&end.to_le_bytes());
     }
-    h.write_u8(0xff);
-    h.write_usize(plan.ports.len());
+    h.write(&[0xff]);
+    h.write(&(plan.ports.len() as u64).to_le_bytes());
     for (proto, port) in &plan.ports {
-        h.write_u8(match proto {
+        h.write(&[match proto {
             Proto::Tcp => 6,
             Proto::Udp => 17,
-        });
-        h.write_u16(*port);
+        }]);
+        h.write(&port.to_le_bytes());
     }
     format!("{:032x}", h.finish128().as_u128())
 }
@@ -133,10 +134,13 @@ impl ResumeState {
         Ok(s)
     }
 
-    /// The saved command line, parsed by the real parser.
+    /// The saved command line, parsed exactly as a real one (nmap
+    /// spellings, then clap).
     pub fn saved_args(&self) -> anyhow::Result<Args> {
-        let argv = std::iter::once("rawscan".to_string()).chain(self.args.iter().cloned());
-        let a = Args::try_parse_from(argv).map_err(|e| {
+        let argv = std::iter::once("rawscan".to_string())
+            .chain(self.args.iter().cloned())
+            .map(std::ffi::OsString::from);
+        let a = Args::try_parse_from(cli::nmap_compat(argv)).map_err(|e| {
             anyhow::anyhow!(
                 "the resume file's command line is invalid: {}",
                 echo::line(e.render().to_string().trim_start_matches("error: "))
@@ -413,6 +417,32 @@ mod tests {
                 .map(std::ffi::OsString::from),
         ))
         .unwrap()
+    }
+
+    /// A hand-written resume command line in nmap spellings parses as a
+    /// real one would.
+    #[test]
+    fn saved_command_lines_parse_like_real_ones() {
+        let p = plan(&["198.18.0.2"], PORTS, 9);
+        let mut st = ResumeState::new(vec![], &p, 0, &[]);
+        st.args = [
+            "-sT",
+            "-oXsaved.xml",
+            "--output-j=s.ndjson",
+            "--seed",
+            "9",
+            "198.18.0.2",
+        ]
+        .map(String::from)
+        .to_vec();
+        let a = st.saved_args().unwrap();
+        assert!(a.connect);
+        assert_eq!(a.out_xml.as_deref(), Some("saved.xml"));
+        assert_eq!(a.out_ndjson.as_deref(), Some("s.ndjson"));
+        st.args = vec!["--seed=9".into(), "--resume=x".into(), "198.18.0.2".into()];
+        assert!(st.saved_args().is_err());
+        st.args = vec!["--seed=10".into(), "198.18.0.2".into()];
+        assert!(st.saved_args().is_err());
     }
 
     /// Regression: `--output-x=PATH` in a resume file was not recognised
