@@ -5,6 +5,15 @@
 //! error, 2 usage error, 130 interrupted); a closed stdout (broken pipe)
 //! ends the program quietly with 0. The raw-vs-connect decision is made in
 //! `start_backend` and nowhere else.
+//!
+//! Order of a scan (`scan`): every check that can fail on user input, then
+//! the output files (`safefile::create_output`), then the resume file's
+//! directory (and, if root will be given up, the forked resume writer,
+//! while the process has one thread), then the signal counter, then
+//! `start_backend` (raw sockets, SO_RCVBUFFORCE, backend threads), then
+//! `privs::drop_privileges` for every thread. Only then is a probe sent.
+//! On interrupt the resume file is written before any output, so a
+//! failing output cannot lose it, and the exit code stays 130.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -14,17 +23,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::{Args, MergeArgs, nmap_compat};
 use crate::config::{self, Config, Dest, Outputs, TcpScan};
+use crate::echo;
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
 use crate::output::ndjson::Ndjson;
 use crate::output::{Collector, Report, ScanInfo, View, grepable, merge, normal, progress, xml};
 use crate::plan::Plan;
+use crate::privs::{self, DropPlan, PlanError};
 use crate::probe::Cookies;
 use crate::resume::{self, ResumeState};
+use crate::safefile::{self, LaterWriter};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -84,8 +97,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<(Backend, Backed)> {
 
 fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    first.trim_start_matches("error: ").to_string()
+    echo::line(text.trim_start_matches("error: "))
 }
 
 /// Run with these arguments; returns the exit code.
@@ -96,34 +108,40 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
     if argv.get(1).is_some_and(|a| a == "merge") {
         return merge_main(&argv, stdout, stderr);
     }
-    let args = match parse_args(argv.clone(), stdout, stderr) {
+    let (args, given) = match parse_args(argv.clone(), stdout, stderr) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    // --resume: the saved command line, with this run's output flags.
-    let (args, argv, resume) = match &args.resume {
-        None => (args, argv, None),
-        Some(path) => match load_resume(path, &argv) {
-            Ok((saved_argv, state)) => match parse_args(saved_argv.clone(), stdout, stderr) {
-                Ok(a) => (a, saved_argv, Some(state)),
-                Err(code) => return code,
-            },
-            Err(e) => {
-                let _ = writeln!(stderr, "rawscan: {e:#}");
-                return EXIT_ERROR;
+    // --resume: the saved command line, with this run's output and
+    // display flags applied; any other flag is refused.
+    let (args, resume) = match &args.resume {
+        None => (args, None),
+        Some(path) => {
+            if let Err(e) = resume::check_flags(&given) {
+                let _ = writeln!(stderr, "rawscan: {e}");
+                return EXIT_USAGE;
             }
-        },
+            let loaded = ResumeState::load(path).and_then(|st| Ok((st.saved_args()?, st)));
+            match loaded {
+                Ok((saved, st)) => (resume::merge(saved, &args, &given), Some(st)),
+                Err(e) => {
+                    let _ = writeln!(stderr, "rawscan: {e:#}");
+                    return EXIT_ERROR;
+                }
+            }
+        }
     };
-    let mut cfg = match config::build(&args, &config::system_resolve) {
+    let cfg = match config::build(&args, &config::system_resolve) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "rawscan: {e}");
-            return EXIT_USAGE;
+            return if resume.is_some() {
+                EXIT_ERROR
+            } else {
+                EXIT_USAGE
+            };
         }
     };
-    if let Some(st) = &resume {
-        cfg.seed = st.seed;
-    }
     let mut plan = match cfg.plan() {
         Ok(p) => p,
         Err(e) => {
@@ -131,49 +149,52 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
             return EXIT_USAGE;
         }
     };
-    if let Some(st) = &resume {
-        match st.shard() {
-            Ok(s) if s == plan.shard() => {}
-            Ok(s) => {
-                let _ = writeln!(
-                    stderr,
-                    "rawscan: the resume file is for shard {s}, the saved command line for shard {}; cannot resume",
-                    plan.shard()
-                );
-                return EXIT_ERROR;
-            }
-            Err(e) => {
-                let _ = writeln!(stderr, "rawscan: {e:#}");
-                return EXIT_ERROR;
-            }
+    if let Some(st) = &resume
+        && let Err(e) = st.apply(&mut plan)
+    {
+        let _ = writeln!(stderr, "rawscan: {e:#}");
+        return EXIT_ERROR;
+    }
+    let drop_plan = match DropPlan::new(cfg.user.as_deref()) {
+        Ok(p) => p,
+        Err(PlanError::Usage(e)) => {
+            let _ = writeln!(stderr, "rawscan: {e}");
+            return EXIT_USAGE;
         }
-        if plan.len() != st.total {
-            let _ = writeln!(
-                stderr,
-                "rawscan: the targets no longer expand to the {} (host, port) pairs of the interrupted scan; cannot resume",
-                st.total
-            );
+        Err(PlanError::Other(e)) => {
+            let _ = writeln!(stderr, "rawscan: {e}");
             return EXIT_ERROR;
         }
-        plan.start = st.next_index;
-        plan.carry = match st.keys() {
-            Ok(k) => k,
-            Err(e) => {
-                let _ = writeln!(stderr, "rawscan: {e:#}");
-                return EXIT_ERROR;
-            }
-        };
+    };
+    for note in &cfg.notes {
+        let _ = writeln!(stderr, "rawscan: {note}");
     }
-    let saved_args: Vec<String> = argv
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    match scan(&cfg, &plan, &saved_args, stdout, stderr) {
+    // The command line a resume file records: canonical, seed written out.
+    let mut to_save = args.clone();
+    to_save.seed = Some(cfg.seed);
+    to_save.resume = None;
+    let saved_args = to_save.to_argv();
+    let shown_args: Vec<String> = if resume.is_some() {
+        saved_args.clone()
+    } else {
+        argv.iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    };
+    match scan(
+        &cfg,
+        &plan,
+        &drop_plan,
+        &saved_args,
+        &shown_args,
+        stdout,
+        stderr,
+    ) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => EXIT_OK,
         Err(e) => {
-            let _ = writeln!(stderr, "rawscan: {e:#}");
+            let _ = writeln!(stderr, "rawscan: {}", echo::line(&format!("{e:#}")));
             EXIT_ERROR
         }
     }
@@ -261,7 +282,7 @@ fn merge_run(
         } else {
             Box::new(io::BufReader::with_capacity(
                 1 << 16,
-                File::open(f).with_context(|| format!("cannot open '{f}'"))?,
+                File::open(f).with_context(|| format!("cannot open {}", echo::token(f)))?,
             ))
         };
         parts.push((f.clone(), r));
@@ -282,10 +303,16 @@ fn merge_run(
         verbose: m.view.verbose.max(args.verbose),
     };
     let mut files = Files::open(o)?;
-    if let Some(f) = files.ndjson.as_mut() {
-        merged_ndjson(f, &m, &view).context("writing NDJSON output")?;
+    if let Some(e) = files.same_file() {
+        files.discard();
+        writeln!(stderr, "rawscan merge: {e}")?;
+        return Ok(EXIT_USAGE);
     }
-    if let Some(f) = files.normal.as_mut() {
+    if let Some(mut f) = files.take("-oJ") {
+        merged_ndjson(&mut f, &m, &view).context("writing NDJSON output")?;
+    }
+    let mut outs = Reports::take(&mut files);
+    if let Some(f) = outs.normal.as_mut() {
         normal::header(f, &m.info).context("writing normal output")?;
     }
     let final_stdout: Option<&mut dyn Write> = if o.ndjson == Some(Dest::Stdout) {
@@ -297,16 +324,15 @@ fn merge_run(
         }
         Some(stdout)
     };
-    write_reports(
-        o,
-        &mut files,
-        final_stdout,
-        &m.info,
-        &m.report,
-        &m.summary,
-        &view,
-    )?;
-    Ok(EXIT_OK)
+    let errors = outs.write(o, final_stdout, &m.info, &m.report, &m.summary, &view);
+    for e in &errors {
+        writeln!(stderr, "rawscan merge: {}", echo::line(&format!("{e:#}")))?;
+    }
+    Ok(if errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }
 
 /// The merged scan as one NDJSON file: the same lines one scan writes.
@@ -321,13 +347,28 @@ fn merged_ndjson(w: &mut dyn Write, m: &merge::Merged, view: &View) -> io::Resul
     nd.finish(&m.info, &m.report, &m.summary)
 }
 
+/// Parse the command line; also returns the clap ids of the flags given
+/// on it (to tell what may go beside --resume).
 fn parse_args(
     argv: Vec<OsString>,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-) -> Result<Args, i32> {
-    match Args::try_parse_from(nmap_compat(argv)) {
-        Ok(a) => Ok(a),
+) -> Result<(Args, Vec<String>), i32> {
+    let parsed = Args::command()
+        .try_get_matches_from(nmap_compat(argv))
+        .and_then(|m| Ok((Args::from_arg_matches(&m)?, m)));
+    match parsed {
+        Ok((a, m)) => {
+            // Argument ids only (the derive also adds a group named "Args").
+            let cmd = Args::command();
+            let given = m
+                .ids()
+                .filter(|id| cmd.get_arguments().any(|a| a.get_id() == *id))
+                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect();
+            Ok((a, given))
+        }
         Err(e) => {
             use clap::error::ErrorKind;
             Err(match e.kind() {
@@ -344,54 +385,11 @@ fn parse_args(
     }
 }
 
-/// Read a resume file; returns the argv to run (saved options, with this
-/// command line's output flags if it has any, else the saved output files
-/// renamed `*.resumed` so the first run's files are kept).
-fn load_resume(path: &str, argv: &[OsString]) -> anyhow::Result<(Vec<OsString>, ResumeState)> {
-    let state = ResumeState::load(path)?;
-    let given: Vec<String> = nmap_compat(argv.iter().skip(1).cloned())
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let mut new_outputs = Vec::new();
-    let mut it = given.iter();
-    while let Some(a) = it.next() {
-        if resume::is_output_flag(a)
-            && let Some(v) = it.next()
-        {
-            new_outputs.push(a.clone());
-            new_outputs.push(v.clone());
-        }
-    }
-    let saved = nmap_compat(state.args.iter().map(OsString::from))
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>();
-    let args = if new_outputs.is_empty() {
-        resume::args_with_renamed_outputs(&saved)
-    } else {
-        resume::args_with_outputs(&saved, &new_outputs)
-    };
-    let mut out = vec![
-        argv.first()
-            .cloned()
-            .unwrap_or_else(|| OsString::from("rawscan")),
-    ];
-    out.extend(args.into_iter().map(OsString::from));
-    Ok((out, state))
-}
-
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
-}
-
-fn create(path: &str) -> anyhow::Result<BufWriter<File>> {
-    Ok(BufWriter::new(File::create(path).with_context(|| {
-        format!("cannot create output file '{path}'")
-    })?))
 }
 
 /// Count SIGINT and SIGTERM: the first asks for a graceful stop, the
@@ -412,88 +410,163 @@ fn install_signal_counter() -> anyhow::Result<Arc<AtomicUsize>> {
     Ok(count)
 }
 
-/// The output files of a run, opened (created) before it starts.
+/// Output files, opened before any probe.
 struct Files {
-    normal: Option<BufWriter<File>>,
-    xml: Option<BufWriter<File>>,
-    grepable: Option<BufWriter<File>>,
-    ndjson: Option<BufWriter<File>>,
+    opened: Vec<(&'static str, safefile::Output)>,
 }
 
 impl Files {
-    fn open(o: &Outputs) -> anyhow::Result<Files> {
-        let file = |d: &Option<Dest>| -> anyhow::Result<Option<BufWriter<File>>> {
-            match d {
-                Some(Dest::File(p)) => Ok(Some(create(p)?)),
-                _ => Ok(None),
+    fn open(outputs: &Outputs) -> anyhow::Result<Files> {
+        let mut files = Files { opened: Vec::new() };
+        for (flag, path) in outputs.files() {
+            match safefile::create_output(path) {
+                Ok(o) => files.opened.push((flag, o)),
+                Err(e) => {
+                    files.discard();
+                    return Err(e);
+                }
             }
-        };
-        Ok(Files {
-            normal: file(&o.normal)?,
-            xml: file(&o.xml)?,
-            grepable: file(&o.grepable)?,
-            ndjson: file(&o.ndjson)?,
-        })
+        }
+        Ok(files)
+    }
+
+    /// Two flags naming one file through different paths.
+    fn same_file(&self) -> Option<String> {
+        for (i, (fa, a)) in self.opened.iter().enumerate() {
+            for (fb, b) in &self.opened[i + 1..] {
+                if a.identity().is_some() && a.identity() == b.identity() {
+                    return Some(format!(
+                        "{fa} and {fb} both write the same file ({} and {}): give each its own file",
+                        echo::token(&a.path),
+                        echo::token(&b.path)
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// Remove the files this run created (the scan never started).
+    fn discard(&mut self) {
+        let outs: Vec<safefile::Output> = self.opened.drain(..).map(|(_, o)| o).collect();
+        safefile::remove_created(&outs);
+    }
+
+    fn take(&mut self, flag: &str) -> Option<BufWriter<File>> {
+        let i = self.opened.iter().position(|(f, _)| *f == flag)?;
+        Some(BufWriter::new(self.opened.remove(i).1.file))
     }
 }
 
-/// Write the finished report to every requested file, and the one format
-/// that goes to stdout (normal output unless another claimed it) to
-/// `final_stdout` (None when NDJSON streamed to stdout).
-fn write_reports(
-    o: &Outputs,
-    files: &mut Files,
-    final_stdout: Option<&mut dyn Write>,
-    info: &ScanInfo,
-    report: &Report,
-    summary: &engine::Summary,
-    view: &View,
-) -> anyhow::Result<()> {
-    let normal_body = |w: &mut dyn Write| -> io::Result<()> {
-        normal::hosts(w, report, summary, view)?;
-        normal::footer(w, info, summary)?;
-        w.flush()
-    };
-    let xml_body =
-        |w: &mut dyn Write| xml::write(w, info, report, summary, view).and_then(|_| w.flush());
-    let grep_body =
-        |w: &mut dyn Write| grepable::write(w, info, report, summary, view).and_then(|_| w.flush());
-    if let Some(f) = files.normal.as_mut() {
-        normal_body(f).context("writing normal output")?;
-    }
-    if let Some(f) = files.xml.as_mut() {
-        xml_body(f).context("writing XML output")?;
-    }
-    if let Some(f) = files.grepable.as_mut() {
-        grep_body(f).context("writing grepable output")?;
-    }
-    if let Some(out) = final_stdout {
-        if o.xml == Some(Dest::Stdout) {
-            xml_body(out)
-        } else if o.grepable == Some(Dest::Stdout) {
-            grep_body(out)
-        } else {
-            normal_body(out)
+/// The finished-report outputs of a run (NDJSON streams on its own).
+struct Reports {
+    normal: Option<BufWriter<File>>,
+    xml: Option<BufWriter<File>>,
+    grepable: Option<BufWriter<File>>,
+}
+
+impl Reports {
+    fn take(files: &mut Files) -> Reports {
+        Reports {
+            normal: files.take("-oN"),
+            xml: files.take("-oX"),
+            grepable: files.take("-oG"),
         }
-        .context("writing output")?;
     }
-    Ok(())
+
+    /// Write the finished report to every requested file, and the one
+    /// format that goes to stdout (normal output unless another claimed
+    /// it) to `final_stdout` (None when NDJSON streamed to stdout). One
+    /// failing output does not stop the others; the errors come back (a
+    /// closed stdout is not one: it ends the program quietly).
+    fn write(
+        &mut self,
+        o: &Outputs,
+        final_stdout: Option<&mut dyn Write>,
+        info: &ScanInfo,
+        report: &Report,
+        summary: &engine::Summary,
+        view: &View,
+    ) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        let normal_body = |w: &mut dyn Write| -> io::Result<()> {
+            normal::hosts(w, report, summary, view)?;
+            normal::footer(w, info, summary)?;
+            w.flush()
+        };
+        let xml_body =
+            |w: &mut dyn Write| xml::write(w, info, report, summary, view).and_then(|_| w.flush());
+        let grep_body = |w: &mut dyn Write| {
+            grepable::write(w, info, report, summary, view).and_then(|_| w.flush())
+        };
+        let mut note = |r: io::Result<()>, what: &'static str| {
+            if let Err(e) = r {
+                errors.push(anyhow::Error::new(e).context(what));
+            }
+        };
+        if let Some(f) = self.normal.as_mut() {
+            note(normal_body(f), "writing normal output");
+        }
+        if let Some(f) = self.xml.as_mut() {
+            note(xml_body(f), "writing XML output");
+        }
+        if let Some(f) = self.grepable.as_mut() {
+            note(grep_body(f), "writing grepable output");
+        }
+        if let Some(out) = final_stdout {
+            let r = if o.xml == Some(Dest::Stdout) {
+                xml_body(out)
+            } else if o.grepable == Some(Dest::Stdout) {
+                grep_body(out)
+            } else {
+                normal_body(out)
+            };
+            note(r, "writing output");
+        }
+        errors.retain(|e| !is_broken_pipe(e));
+        errors
+    }
 }
 
 fn scan(
     cfg: &Config,
     plan: &Plan,
+    drop_plan: &DropPlan,
     saved_args: &[String],
+    shown_args: &[String],
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    // Open every output file before sending a packet.
+    // Open every output file and prepare the resume file before sending a
+    // packet (and while still privileged).
+    let mut files = Files::open(&cfg.outputs)?;
+    if let Some(e) = files.same_file() {
+        files.discard();
+        writeln!(stderr, "rawscan: {e}")?;
+        return Ok(EXIT_USAGE);
+    }
+    let started = (|| {
+        let resume_writer =
+            LaterWriter::new(&cfg.resume_file, "resume file", drop_plan.changes_uid())?;
+        let interrupts = install_signal_counter()?;
+        let (backend, backed) = start_backend(cfg)?;
+        // The drop point: raw sockets, SO_RCVBUFFORCE, output files and the
+        // resume writer are all in place, the backend's threads running.
+        privs::drop_privileges(drop_plan)?;
+        anyhow::Ok((resume_writer, interrupts, backend, backed))
+    })();
+    let (resume_writer, interrupts, backend, backed) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            files.discard();
+            return Err(e);
+        }
+    };
+    let ndjson_file = files.take("-oJ");
+    let mut outs = Reports::take(&mut files);
     let o = &cfg.outputs;
-    let mut files = Files::open(o)?;
     let normal_on_stdout = !o.stdout_taken();
 
-    let interrupts = install_signal_counter()?;
-    let (backend, backed) = start_backend(cfg)?;
     if backed.tcp_fallback {
         writeln!(
             stderr,
@@ -509,7 +582,7 @@ fn scan(
     let info = ScanInfo {
         start: SystemTime::now(),
         args: std::iter::once("rawscan".to_string())
-            .chain(saved_args.iter().cloned())
+            .chain(shown_args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
         argv: saved_args.to_vec(),
@@ -546,8 +619,11 @@ fn scan(
         normal::header(stdout, &info).context("writing output")?;
         stdout.flush().context("writing output")?;
     }
-    if let Some(f) = files.normal.as_mut() {
-        normal::header(f, &info).context("writing normal output")?;
+    let mut errors: Vec<anyhow::Error> = Vec::new();
+    if let Some(f) = outs.normal.as_mut()
+        && let Err(e) = normal::header(f, &info)
+    {
+        errors.push(anyhow::Error::new(e).context("writing normal output"));
     }
 
     // NDJSON streams while the scan runs, to its file or to stdout.
@@ -557,7 +633,7 @@ fn scan(
         } else {
             (None, Some(stdout))
         };
-    let ndjson: Option<Box<dyn Write + '_>> = match (files.ndjson.take(), stream_stdout) {
+    let ndjson: Option<Box<dyn Write + '_>> = match (ndjson_file, stream_stdout) {
         (Some(f), _) => Some(Box::new(f)),
         (None, Some(s)) => Some(Box::new(s)),
         (None, None) => None,
@@ -584,16 +660,46 @@ fn scan(
     let report = std::mem::take(&mut collector.report);
     drop(collector);
     if rejected > 0 {
-        writeln!(
-            stderr,
-            "rawscan: {rejected} results outside the scan's ports or decided twice were ignored"
-        )?;
+        errors.push(anyhow::anyhow!(
+            "{rejected} results outside the scan's ports or decided twice were ignored"
+        ));
     }
 
-    // Every requested output gets every result, interrupted or not.
-    write_reports(o, &mut files, final_stdout, &info, &report, &summary, &view)?;
+    // Interrupted: the resume file comes first, so that no failing output
+    // can keep it from being written.
+    let resume_line = if summary.interrupted {
+        let state = ResumeState::new(
+            saved_args.to_vec(),
+            plan,
+            summary.next_index,
+            &summary.undecided,
+        );
+        Some(match resume_writer.write(&state.to_bytes()) {
+            Ok(()) => format!(
+                "rawscan: interrupted; {} of {} ports decided. Resume with: rawscan --resume {}",
+                summary.decided, summary.total, cfg.resume_file
+            ),
+            Err(e) => format!(
+                "rawscan: interrupted; {} of {} ports decided; the resume file was NOT written: {}",
+                summary.decided,
+                summary.total,
+                echo::line(&format!("{e:#}"))
+            ),
+        })
+    } else {
+        drop(resume_writer);
+        None
+    };
+
+    // Every requested output gets every result, interrupted or not; one
+    // failing output does not stop the others.
+    if let Some(e) = stream_error {
+        errors.push(anyhow::Error::new(e).context("writing NDJSON output"));
+    }
+    errors.extend(outs.write(o, final_stdout, &info, &report, &summary, &view));
+    errors.retain(|e| !is_broken_pipe(e));
     if cfg.verbose > 0 {
-        writeln!(
+        let _ = writeln!(
             stderr,
             "rawscan: {} probes sent in {:.2}s ({} probes/s achieved, {} retries, final rate {:.0}/s after {} congestion back-offs, {:.1}% of tries to answering ports lost; {} send errors), {} packets received ({} malformed, {} failed validation, {} dropped while busy)",
             summary.sent,
@@ -608,36 +714,18 @@ fn scan(
             summary.malformed,
             summary.bad_cookie,
             summary.dropped
-        )?;
+        );
     }
-    if let Some(e) = stream_error {
-        return Err(anyhow::Error::new(e).context("writing NDJSON output"));
+    for e in &errors {
+        let _ = writeln!(stderr, "rawscan: {}", echo::line(&format!("{e:#}")));
     }
-
-    if summary.interrupted {
-        let state = ResumeState {
-            format: resume::FORMAT,
-            rawscan: env!("CARGO_PKG_VERSION").into(),
-            args: saved_args.to_vec(),
-            seed: plan.seed(),
-            shard: Some(plan.shard().to_string()),
-            total: summary.total,
-            next_index: summary.next_index,
-            undecided: ResumeState::encode_keys(&summary.undecided),
-        };
-        match state.save(&cfg.resume_file) {
-            Ok(()) => {
-                let _ = writeln!(
-                    stderr,
-                    "rawscan: interrupted; {} of {} ports decided. Resume with: rawscan --resume {}",
-                    summary.decided, summary.total, cfg.resume_file
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(stderr, "rawscan: interrupted; {e:#}");
-            }
-        }
+    if let Some(line) = resume_line {
+        let _ = writeln!(stderr, "{line}");
         return Ok(EXIT_INTERRUPTED);
     }
-    Ok(EXIT_OK)
+    Ok(if errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
 }

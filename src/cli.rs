@@ -3,12 +3,15 @@
 //! Invariants: this module only describes flags and rewrites nmap's
 //! multi-letter short options (`-sS`, `-iL`, `-oX`, `-p-`, `-Pn`, `-T4`)
 //! into long ones clap understands; all validation is in `config`.
+//! `Args::to_argv` writes any `Args` back as a canonical command line
+//! (`--long=value`, targets after `--`) that parses to the same `Args`:
+//! resume files store that form, and read it back with this same parser.
 
 use std::ffi::OsString;
 
 use clap::{ArgAction, Parser};
 
-#[derive(Parser, Debug, Default, Clone)]
+#[derive(Parser, Debug, Default, Clone, PartialEq)]
 #[command(
     name = "rawscan",
     version,
@@ -32,6 +35,15 @@ pub struct Args {
     /// Exclude hosts listed in FILE
     #[arg(long = "exclude-file", alias = "excludefile", value_name = "FILE")]
     pub exclude_file: Option<String>,
+
+    /// Also scan multicast, reserved (240/4), 0.0.0.0/8, broadcast, :: and
+    /// ff00::/8 addresses, which are skipped by default
+    #[arg(long = "no-default-excludes")]
+    pub no_default_excludes: bool,
+
+    /// Allow more than 16777216 (2^24) target addresses
+    #[arg(long = "allow-large-target-set")]
+    pub allow_large_target_set: bool,
 
     /// Ports: 22,80,8000-8100  -  ssh,http  T:1-1024,U:53 [default: top 1000]
     #[arg(
@@ -160,6 +172,11 @@ pub struct Args {
     )]
     pub resume_file: String,
 
+    /// As root: the user to become once sockets and files are open
+    /// [default: the sudo user, else nobody]
+    #[arg(long = "user", value_name = "NAME")]
+    pub user: Option<String>,
+
     /// Treat all hosts as up (rawscan does no host discovery; accepted for nmap habits)
     #[arg(long = "no-ping", hide = true)]
     pub no_ping: bool,
@@ -213,14 +230,101 @@ pub struct MergeArgs {
     pub out_all: Option<String>,
 }
 
+impl Args {
+    /// A command line (without argv[0]) that parses back to `self`, in
+    /// canonical form: `--long=value`, repeated flags repeated, targets
+    /// last after `--`. `--resume` is never written.
+    pub fn to_argv(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        let mut opt = |name: &str, val: &Option<String>| {
+            if let Some(x) = val {
+                v.push(format!("--{name}={x}"));
+            }
+        };
+        opt("input-list", &self.input_list);
+        opt("exclude-file", &self.exclude_file);
+        opt("ports", &self.ports);
+        opt("exclude-ports", &self.exclude_ports);
+        opt("initial-rtt-timeout", &self.initial_rtt_timeout);
+        opt("min-rtt-timeout", &self.min_rtt_timeout);
+        opt("max-rtt-timeout", &self.max_rtt_timeout);
+        opt("output-n", &self.out_normal);
+        opt("output-x", &self.out_xml);
+        opt("output-g", &self.out_grepable);
+        opt("output-j", &self.out_ndjson);
+        opt("output-a", &self.out_all);
+        opt("stats-every", &self.stats_every);
+        opt("user", &self.user);
+        opt("shard", &self.shard);
+        opt("resume-file", &Some(self.resume_file.clone()));
+        let num = |name: &str, val: Option<String>| val.map(|x| format!("--{name}={x}"));
+        v.extend(num("top-ports", self.top_ports.map(|n| n.to_string())));
+        v.extend(num("max-rate", self.max_rate.map(|n| n.to_string())));
+        v.extend(num("min-rate", self.min_rate.map(|n| n.to_string())));
+        v.extend(num("timing", self.timing.map(|n| n.to_string())));
+        v.extend(num("max-retries", self.max_retries.map(|n| n.to_string())));
+        v.extend(num("seed", self.seed.map(|n| n.to_string())));
+        for e in &self.exclude {
+            v.push(format!("--exclude={e}"));
+        }
+        for (on, name) in [
+            (self.syn, "--syn"),
+            (self.connect, "--connect"),
+            (self.udp, "--udp"),
+            (self.no_default_excludes, "--no-default-excludes"),
+            (self.allow_large_target_set, "--allow-large-target-set"),
+            (self.defeat_icmp_ratelimit, "--defeat-icmp-ratelimit"),
+            (self.reason, "--reason"),
+            (self.open, "--open"),
+            (self.no_dns, "-n"),
+            (self.no_ping, "--no-ping"),
+        ] {
+            if on {
+                v.push(name.to_string());
+            }
+        }
+        v.extend((0..self.verbose).map(|_| "-v".to_string()));
+        if !self.targets.is_empty() {
+            v.push("--".into());
+            v.extend(self.targets.iter().cloned());
+        }
+        v
+    }
+}
+
+/// The long name of a flag by its clap id (`out_xml` → `--output-x`), or
+/// the id itself for positional arguments.
+pub fn flag_name(id: &str) -> String {
+    use clap::CommandFactory;
+    let cmd = Args::command();
+    match cmd.get_arguments().find(|a| a.get_id() == id) {
+        Some(a) => match (a.get_long(), a.get_short()) {
+            (Some(l), _) => format!("--{l}"),
+            (None, Some(s)) => format!("-{s}"),
+            (None, None) => a
+                .get_value_names()
+                .and_then(|n| n.first())
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| id.to_string()),
+        },
+        None => id.to_string(),
+    }
+}
+
 /// Rewrite nmap's spellings into ones clap parses.
 pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
+    let mut positional = false;
     for a in args {
-        let Some(s) = a.to_str() else {
+        let Some(s) = a.to_str().filter(|_| !positional) else {
             out.push(a);
             continue;
         };
+        if s == "--" {
+            positional = true;
+            out.push(a);
+            continue;
+        }
         let mapped: Option<Vec<String>> = match s {
             "-p-" => Some(vec!["-p".into(), "1-65535".into()]),
             "-iL" => Some(vec!["--input-list".into()]),
@@ -243,9 +347,20 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             _ if s.len() == 3 && s.starts_with("-T") && s.as_bytes()[2].is_ascii_digit() => {
                 Some(vec!["--timing".into(), s[2..].into()])
             }
-            _ if s.len() == 3 && s.starts_with("-o") && "NXGJA".contains(&s[2..]) => {
-                Some(vec![format!("--output-{}", &s[2..].to_lowercase())])
+            _ if s.starts_with("-o")
+                && s.as_bytes().get(2).is_some_and(|b| b"NXGJA".contains(b)) =>
+            {
+                // -oX FILE, -oXFILE and -oX=FILE.
+                let flag = format!("--output-{}", &s[2..3].to_lowercase());
+                match s[3..].strip_prefix('=').unwrap_or(&s[3..]) {
+                    "" => Some(vec![flag]),
+                    v => Some(vec![format!("{flag}={v}")]),
+                }
             }
+            _ if s.len() > 3 && s.starts_with("-iL") => Some(vec![format!(
+                "--input-list={}",
+                s[3..].strip_prefix('=').unwrap_or(&s[3..])
+            )]),
             _ => None,
         };
         match mapped {
@@ -289,5 +404,91 @@ mod tests {
         assert!(b.connect && b.reason && b.open);
         let c = parse(&["rawscan", "-sSU", "x"]);
         assert!(c.syn && c.udp);
+        // Every spelling of an output flag is the same flag.
+        for spelling in [
+            &["-oX", "f.xml"][..],
+            &["-oXf.xml"],
+            &["-oX=f.xml"],
+            &["--output-x", "f.xml"],
+            &["--output-x=f.xml"],
+        ] {
+            let mut v = vec!["rawscan"];
+            v.extend_from_slice(spelling);
+            v.push("x");
+            assert_eq!(parse(&v).out_xml.as_deref(), Some("f.xml"), "{spelling:?}");
+        }
+        // Not a char boundary after -o: no panic, clap reports it.
+        assert!(
+            Args::try_parse_from(nmap_compat(["rawscan", "-oé", "x"].map(OsString::from))).is_err()
+        );
+        // After `--`, nothing is rewritten.
+        let d = parse(&["rawscan", "--", "-sS"]);
+        assert_eq!(d.targets, vec!["-sS"]);
+        assert!(!d.syn);
+    }
+
+    /// Every flag clap knows survives `to_argv` and parses back the same.
+    #[test]
+    fn canonical_argv_round_trips_every_flag() {
+        use clap::CommandFactory;
+        use clap::parser::ValueSource;
+        let full = Args {
+            targets: vec!["198.18.0.2".into(), "-weird".into()],
+            input_list: Some("-".into()),
+            exclude: vec!["198.18.0.9".into(), "198.18.0.10".into()],
+            exclude_file: Some("x file".into()),
+            no_default_excludes: true,
+            allow_large_target_set: true,
+            ports: Some("-".into()),
+            top_ports: Some(5),
+            exclude_ports: Some("-10".into()),
+            syn: true,
+            connect: true,
+            udp: true,
+            max_rate: Some(7.5),
+            min_rate: Some(2.0),
+            shard: Some("2/3".into()),
+            timing: Some(4),
+            max_retries: Some(3),
+            initial_rtt_timeout: Some("1s".into()),
+            min_rtt_timeout: Some("50ms".into()),
+            max_rtt_timeout: Some("2s".into()),
+            seed: Some(u64::MAX),
+            defeat_icmp_ratelimit: true,
+            reason: true,
+            open: true,
+            verbose: 3,
+            no_dns: true,
+            out_normal: Some("a=b".into()),
+            out_xml: Some("-".into()),
+            out_grepable: Some("g".into()),
+            out_ndjson: Some("j".into()),
+            out_all: Some("all".into()),
+            stats_every: Some("10s".into()),
+            resume: None,
+            resume_file: "R".into(),
+            user: Some("nobody".into()),
+            no_ping: true,
+        };
+        let argv = full.to_argv();
+        let back = Args::try_parse_from(std::iter::once("rawscan".to_string()).chain(argv.clone()))
+            .unwrap();
+        assert_eq!(back, full, "{argv:?}");
+        let m = Args::command()
+            .try_get_matches_from(std::iter::once("rawscan".to_string()).chain(argv))
+            .unwrap();
+        for a in Args::command().get_arguments() {
+            let id = a.get_id().as_str();
+            if matches!(id, "help" | "version" | "resume") {
+                continue;
+            }
+            assert_eq!(
+                m.value_source(id),
+                Some(ValueSource::CommandLine),
+                "{id} is not written by Args::to_argv (or missing from this test)"
+            );
+        }
+        assert_eq!(flag_name("out_xml"), "--output-x");
+        assert_eq!(flag_name("verbose"), "-v");
     }
 }

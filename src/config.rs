@@ -2,23 +2,33 @@
 //! message about flags, targets and ports is made here.
 //!
 //! Invariants: a `Config` is complete and consistent (at least one host
-//! and one port, one TCP scan type, a total that fits the permutation);
-//! the only I/O is DNS resolution (once per name) and reading -iL and
-//! --exclude-file files.
+//! and one port, one TCP scan type, a total that fits the permutation,
+//! timeouts within [MIN_TIMEOUT, MAX_TIMEOUT], no two outputs on one
+//! file); the only I/O is DNS resolution (once per name) and reading -iL
+//! and --exclude-file files (regular files or stdin, size-capped). User
+//! input echoed in a message goes through `echo`.
 
 use std::fmt;
-use std::io::Read;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::cli::Args;
 use crate::control::Limits;
 use crate::control::retry::Budget;
+use crate::echo;
 use crate::plan::{Plan, Shard};
 use crate::probe::Proto;
+use crate::safefile;
 use crate::scan::Settings;
 use crate::scan::hosts::Timing;
-use crate::targets::{self, HostSet, PortList, SpecError};
+use crate::targets::{self, HostSet, PortList, SpecError, TargetOptions};
+
+/// Shortest probe timeout accepted (`--min-rtt-timeout` and friends).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// Longest probe timeout accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(100);
+/// Shortest `--stats-every` interval.
+pub const MIN_STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// A mistake in the command line: exit code 2, one line naming the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +104,18 @@ impl Outputs {
             if base == "-" {
                 return Err(UsageError("-oA needs a file name base, not '-'".into()));
             }
+            for (flag, given) in [
+                ("-oN", normal),
+                ("-oX", xml),
+                ("-oG", grepable),
+                ("-oJ", ndjson),
+            ] {
+                if given.is_some_and(|p| p != "-") {
+                    return Err(UsageError(format!(
+                        "-oA and {flag} both name a file for the same format: use one"
+                    )));
+                }
+            }
             for (slot, ext) in [
                 (&mut o.normal, "nmap"),
                 (&mut o.xml, "xml"),
@@ -128,6 +150,54 @@ impl Outputs {
     pub fn is_empty(&self) -> bool {
         self.all().next().is_none()
     }
+
+    /// (flag, path) of every output that goes to a file.
+    pub fn files(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("-oN", &self.normal),
+            ("-oX", &self.xml),
+            ("-oG", &self.grepable),
+            ("-oJ", &self.ndjson),
+        ]
+        .into_iter()
+        .filter_map(|(flag, d)| match d {
+            Some(Dest::File(p)) => Some((flag, p.as_str())),
+            _ => None,
+        })
+        .collect()
+    }
+}
+
+/// Two flags naming one file (lexically; `app` also compares the opened
+/// files' inodes): outputs among themselves, with the resume file, and
+/// with the input lists.
+fn check_distinct_files(a: &Args, o: &Outputs) -> Result<(), UsageError> {
+    let mut written: Vec<(&str, &str)> = o.files();
+    written.push(("--resume-file", a.resume_file.as_str()));
+    let read: Vec<(&str, &str)> = [("-iL", &a.input_list), ("--exclude-file", &a.exclude_file)]
+        .into_iter()
+        .filter_map(|(f, p)| p.as_deref().filter(|p| *p != "-").map(|p| (f, p)))
+        .collect();
+    for (i, (fa, pa)) in written.iter().enumerate() {
+        let la = safefile::lexical(pa);
+        for (fb, pb) in &written[i + 1..] {
+            if la == safefile::lexical(pb) {
+                return Err(UsageError(format!(
+                    "{fa} and {fb} both write {}: give each its own file",
+                    echo::token(pa)
+                )));
+            }
+        }
+        for (fb, pb) in &read {
+            if la == safefile::lexical(pb) {
+                return Err(UsageError(format!(
+                    "{} is both read ({fb}) and written ({fa})",
+                    echo::token(pa)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The TCP scan technique.
@@ -163,6 +233,10 @@ pub struct Config {
     /// Where an interrupted scan saves its resume state.
     pub resume_file: String,
     pub stats_every: Option<Duration>,
+    /// `--user`: who to become after opening sockets (root only).
+    pub user: Option<String>,
+    /// One-line notes for stderr (what the default excludes removed).
+    pub notes: Vec<String>,
 }
 
 impl Config {
@@ -242,7 +316,8 @@ fn template(level: u8) -> Option<Template> {
     })
 }
 
-/// `500ms`, `1s`, `2m`, `0.5s`, or a plain number of seconds (as nmap).
+/// `500ms`, `1s`, `2m`, `0.5s`, or a plain number of seconds (as nmap);
+/// less than a day.
 pub fn parse_time(s: &str) -> Option<Duration> {
     let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
         (n, 0.001)
@@ -259,15 +334,64 @@ pub fn parse_time(s: &str) -> Option<Duration> {
     (v.is_finite() && v >= 0.0 && v * mult < 86_400.0).then(|| Duration::from_secs_f64(v * mult))
 }
 
-fn read_list(path: &str) -> Result<Vec<String>, UsageError> {
-    let mut text = String::new();
-    let r = if path == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+fn read_list(path: &str, flag: &str) -> Result<String, UsageError> {
+    safefile::read_text(path, safefile::MAX_LIST_BYTES, flag).map_err(UsageError)
+}
+
+/// The probe timeouts: each given value must lie in [MIN_TIMEOUT,
+/// MAX_TIMEOUT]; a template bound gives way to a value the user set (so
+/// `--max-rtt-timeout 50ms` lowers -T3's 100 ms minimum), and only two
+/// user values that contradict each other are an error naming both.
+fn timeouts(args: &Args, (initial, min, max): (u64, u64, u64)) -> Result<Timing, UsageError> {
+    let flag = |v: &Option<String>, name: &str| -> Result<Option<Duration>, UsageError> {
+        let Some(s) = v else { return Ok(None) };
+        match parse_time(s) {
+            Some(d) if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&d) => Ok(Some(d)),
+            _ => Err(UsageError(format!(
+                "invalid {name} {} (from {}ms to {}s)",
+                echo::token(s),
+                MIN_TIMEOUT.as_millis(),
+                MAX_TIMEOUT.as_secs()
+            ))),
+        }
     };
-    r.map_err(|e| UsageError(format!("cannot read '{path}': {e}")))?;
-    Ok(targets::split_tokens(&text))
+    let g_initial = flag(&args.initial_rtt_timeout, "--initial-rtt-timeout")?;
+    let g_min = flag(&args.min_rtt_timeout, "--min-rtt-timeout")?;
+    let g_max = flag(&args.max_rtt_timeout, "--max-rtt-timeout")?;
+    let ms = Duration::from_millis;
+    let show = |d: Duration| format!("{}ms", d.as_millis());
+    if let (Some(a), Some(b)) = (g_min, g_max)
+        && a > b
+    {
+        return Err(UsageError(format!(
+            "--min-rtt-timeout {} is larger than --max-rtt-timeout {}",
+            show(a),
+            show(b)
+        )));
+    }
+    if let Some(i) = g_initial {
+        if let Some(a) = g_min.filter(|a| i < *a) {
+            return Err(UsageError(format!(
+                "--initial-rtt-timeout {} is smaller than --min-rtt-timeout {}",
+                show(i),
+                show(a)
+            )));
+        }
+        if let Some(b) = g_max.filter(|b| i > *b) {
+            return Err(UsageError(format!(
+                "--initial-rtt-timeout {} is larger than --max-rtt-timeout {}",
+                show(i),
+                show(b)
+            )));
+        }
+    }
+    // Template values give way to the user's.
+    let lowest = [g_min, g_initial, g_max].into_iter().flatten().min();
+    let highest = [g_min, g_initial, g_max].into_iter().flatten().max();
+    let min = g_min.unwrap_or_else(|| ms(min).min(lowest.unwrap_or(Duration::MAX)));
+    let max = g_max.unwrap_or_else(|| ms(max).max(highest.unwrap_or(Duration::ZERO)));
+    let initial = g_initial.unwrap_or_else(|| ms(initial).clamp(min, max));
+    Ok(Timing { initial, min, max })
 }
 
 /// Resolve a hostname with the system resolver.
@@ -303,24 +427,39 @@ pub fn build(
     }
 
     // Targets.
-    let mut tokens = args.targets.clone();
-    if let Some(f) = &args.input_list {
-        tokens.extend(read_list(f)?);
-    }
-    if tokens.is_empty() {
+    let list = match &args.input_list {
+        Some(f) => read_list(f, "-iL file")?,
+        None => String::new(),
+    };
+    let exclude_list = match &args.exclude_file {
+        Some(f) => read_list(f, "--exclude-file")?,
+        None => String::new(),
+    };
+    let tokens = args
+        .targets
+        .iter()
+        .map(String::as_str)
+        .chain(targets::tokens(&list));
+    if args.targets.is_empty() && targets::tokens(&list).next().is_none() {
         return Err(UsageError("no targets given (see rawscan --help)".into()));
     }
-    let mut excludes: Vec<String> = args
+    let excludes = args
         .exclude
         .iter()
-        .flat_map(|e| targets::split_tokens(e))
-        .collect();
-    if let Some(f) = &args.exclude_file {
-        excludes.extend(read_list(f)?);
-    }
-    let hosts = targets::parse_hosts(&tokens, &excludes, resolve)?;
+        .flat_map(|e| targets::tokens(e))
+        .chain(targets::tokens(&exclude_list));
+    let opts = TargetOptions {
+        default_excludes: !args.no_default_excludes,
+        allow_large: args.allow_large_target_set,
+    };
+    let parsed = targets::parse_targets(tokens, excludes, resolve, opts)?;
+    let note = parsed.guarded_note();
+    let hosts = parsed.hosts;
     if hosts.is_empty() {
-        return Err(UsageError("no targets left after excludes".into()));
+        return Err(UsageError(match note {
+            Some(n) => format!("no targets left: {n}"),
+            None => "no targets left after excludes".into(),
+        }));
     }
 
     // Ports.
@@ -345,24 +484,7 @@ pub fn build(
     let t = args.timing.unwrap_or(3);
     let tpl =
         template(t).ok_or_else(|| UsageError(format!("invalid timing template '-T{t}' (0-5)")))?;
-    let time_flag = |v: &Option<String>, name: &str, dflt: u64| -> Result<Duration, UsageError> {
-        match v {
-            None => Ok(Duration::from_millis(dflt)),
-            Some(s) => parse_time(s).ok_or_else(|| UsageError(format!("invalid {name} '{s}'"))),
-        }
-    };
-    let (initial, min, max) = tpl.rtt;
-    let mut timing = Timing {
-        initial: time_flag(&args.initial_rtt_timeout, "--initial-rtt-timeout", initial)?,
-        min: time_flag(&args.min_rtt_timeout, "--min-rtt-timeout", min)?,
-        max: time_flag(&args.max_rtt_timeout, "--max-rtt-timeout", max)?,
-    };
-    if timing.min > timing.max {
-        return Err(UsageError(
-            "--min-rtt-timeout is larger than --max-rtt-timeout".into(),
-        ));
-    }
-    timing.initial = timing.initial.clamp(timing.min, timing.max);
+    let timing = timeouts(args, tpl.rtt)?;
     let budget = match args.max_retries {
         Some(n) => Budget {
             min_tries: u32::from(n) + 1,
@@ -375,13 +497,13 @@ pub fn build(
     };
     let rate_flag = |v: Option<f64>, name: &str| -> Result<Option<f64>, UsageError> {
         match v {
-            Some(r) if !(r.is_finite() && r > 0.0 && r <= UNCAPPED) => {
-                Err(UsageError(format!("invalid {name} '{r}'")))
-            }
+            Some(r) if !(r.is_finite() && r > 0.0 && r <= UNCAPPED) => Err(UsageError(format!(
+                "invalid {name} '{r}' (above 0, at most {UNCAPPED} probes per second)"
+            ))),
             other => Ok(other),
         }
     };
-    let max_rate = rate_flag(args.max_rate, "--max-rate")?;
+    let max_rate = rate_flag(args.max_rate, "--max-rate (--rate)")?;
     let min_rate = rate_flag(args.min_rate, "--min-rate")?;
     if let (Some(lo), Some(hi)) = (min_rate, max_rate)
         && lo > hi
@@ -417,32 +539,40 @@ pub fn build(
         ));
     }
 
-    let cfg = Config {
-        hosts,
-        ports,
-        tcp,
-        udp: args.udp,
-        timing,
-        budget,
-        limits,
-        seed: args.seed.unwrap_or_else(rand::random),
-        shard,
-        cookie_key: rand::random(),
-        reason: args.reason,
-        open_only: args.open,
-        verbose: args.verbose,
-        defeat_icmp_ratelimit: args.defeat_icmp_ratelimit,
-        outputs: Outputs::from_args(args)?,
-        resume_file: args.resume_file.clone(),
-        stats_every: match &args.stats_every {
-            None => None,
-            Some(s) => Some(
-                parse_time(s)
-                    .filter(|d| !d.is_zero())
-                    .ok_or_else(|| UsageError(format!("invalid --stats-every '{s}'")))?,
-            ),
-        },
-    };
+    let cfg =
+        Config {
+            hosts,
+            ports,
+            tcp,
+            udp: args.udp,
+            timing,
+            budget,
+            limits,
+            seed: args.seed.unwrap_or_else(rand::random),
+            shard,
+            cookie_key: rand::random(),
+            reason: args.reason,
+            open_only: args.open,
+            verbose: args.verbose,
+            defeat_icmp_ratelimit: args.defeat_icmp_ratelimit,
+            outputs: Outputs::from_args(args)?,
+            resume_file: args.resume_file.clone(),
+            stats_every: match &args.stats_every {
+                None => None,
+                Some(s) => Some(parse_time(s).filter(|d| *d >= MIN_STATS_EVERY).ok_or_else(
+                    || {
+                        UsageError(format!(
+                            "invalid --stats-every {} (at least {}ms)",
+                            echo::token(s),
+                            MIN_STATS_EVERY.as_millis()
+                        ))
+                    },
+                )?),
+            },
+            user: args.user.clone(),
+            notes: note.into_iter().collect(),
+        };
+    check_distinct_files(args, &cfg.outputs)?;
     cfg.plan()?;
     Ok(cfg)
 }
@@ -551,6 +681,87 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_have_bounds_and_name_the_flag() {
+        let e = |v: &[&str]| cfg(v).unwrap_err().0;
+        for f in [
+            "--min-rtt-timeout",
+            "--max-rtt-timeout",
+            "--initial-rtt-timeout",
+        ] {
+            for bad in ["0", "0ms", "0.0001", "200s", "1x"] {
+                let m = e(&["rawscan", f, bad, "198.18.0.2"]);
+                assert!(m.starts_with(&format!("invalid {f} ")), "{f} {bad}: {m}");
+            }
+        }
+        let m = e(&[
+            "rawscan",
+            "--min-rtt-timeout",
+            "2s",
+            "--max-rtt-timeout",
+            "1s",
+            "198.18.0.2",
+        ]);
+        assert!(
+            m.contains("--min-rtt-timeout 2000ms") && m.contains("--max-rtt-timeout 1000ms"),
+            "{m}"
+        );
+        let m = e(&[
+            "rawscan",
+            "--initial-rtt-timeout",
+            "5s",
+            "--max-rtt-timeout",
+            "1s",
+            "198.18.0.2",
+        ]);
+        assert!(m.starts_with("--initial-rtt-timeout"), "{m}");
+        // One value alone moves the template's other bound.
+        let c = cfg(&["rawscan", "--max-rtt-timeout", "50ms", "198.18.0.2"]).unwrap();
+        assert_eq!(
+            (c.timing.min, c.timing.max),
+            (Duration::from_millis(50), Duration::from_millis(50))
+        );
+        let c = cfg(&["rawscan", "--min-rtt-timeout", "20s", "198.18.0.2"]).unwrap();
+        assert_eq!(c.timing.max, Duration::from_secs(20));
+        assert_eq!(c.timing.initial, Duration::from_secs(20));
+        let c = cfg(&["rawscan", "--initial-rtt-timeout", "30s", "198.18.0.2"]).unwrap();
+        assert_eq!(c.timing.initial, Duration::from_secs(30));
+        assert!(e(&["rawscan", "--rate", "0", "198.18.0.2"]).contains("--rate"));
+        assert!(e(&["rawscan", "--stats-every", "1ms", "198.18.0.2"]).contains("--stats-every"));
+    }
+
+    #[test]
+    fn outputs_must_name_distinct_files() {
+        let e = |v: &[&str]| cfg(v).unwrap_err().0;
+        let m = e(&["rawscan", "-oN", "f", "-oX", "./f", "198.18.0.2"]);
+        assert!(m.contains("-oN and -oX"), "{m}");
+        let m = e(&["rawscan", "-oA", "s", "-oJ", "s.ndjson", "198.18.0.2"]);
+        assert!(m.contains("-oA"), "{m}");
+        let m = e(&["rawscan", "-oJ", "R", "--resume-file", "R", "198.18.0.2"]);
+        assert!(m.contains("--resume-file"), "{m}");
+        assert!(cfg(&["rawscan", "-oA", "s", "-oX", "-", "198.18.0.2"]).is_ok());
+    }
+
+    #[test]
+    fn guarded_targets_are_noted_or_refused() {
+        let c = cfg(&["rawscan", "127.0.0.1", "224.0.0.1"]).unwrap();
+        assert_eq!(c.hosts.len(), 1);
+        assert_eq!(c.notes.len(), 1);
+        assert!(c.notes[0].contains("1 in 224.0.0.0/4"), "{:?}", c.notes);
+        let m = cfg(&["rawscan", "255.255.255.255"]).unwrap_err().0;
+        assert!(
+            m.contains("no targets left") && m.contains("--no-default-excludes"),
+            "{m}"
+        );
+        let c = cfg(&["rawscan", "--no-default-excludes", "255.255.255.255"]).unwrap();
+        assert!(c.notes.is_empty());
+        let m = cfg(&["rawscan", "10.0.0.0/7"]).unwrap_err().0;
+        assert!(
+            m.contains("33554432") && m.contains("--allow-large-target-set"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn output_flags() {
         let c = cfg(&["rawscan", "-oA", "scan", "-oX", "-", "198.18.0.2"]).unwrap();
         assert_eq!(c.outputs.xml, Some(Dest::Stdout));
@@ -562,6 +773,8 @@ mod tests {
             .0;
         assert!(e.contains("stdout"), "{e}");
         assert!(cfg(&["rawscan", "--stats-every", "0", "198.18.0.2"]).is_err());
+        let e = cfg(&["rawscan", "-oA", "-", "198.18.0.2"]).unwrap_err().0;
+        assert!(e.contains("-oA"), "{e}");
     }
 
     #[test]

@@ -56,6 +56,27 @@ impl Permutation {
         (l << self.half_bits) | r
     }
 
+    fn feistel_inv(&self, x: u64) -> u64 {
+        let mask = (1u64 << self.half_bits) - 1;
+        let (mut l, mut r) = (x >> self.half_bits, x & mask);
+        for i in (0..ROUNDS).rev() {
+            let t = r ^ (self.round(i, l) & mask);
+            r = l;
+            l = t;
+        }
+        (l << self.half_bits) | r
+    }
+
+    /// The position of `x` in the order: `get(index_of(x)) == x` (`x < n`).
+    pub fn index_of(&self, x: u64) -> u64 {
+        debug_assert!(x < self.n);
+        let mut i = self.feistel_inv(x);
+        while i >= self.n {
+            i = self.feistel_inv(i);
+        }
+        i
+    }
+
     /// The `i`-th element of the order (`i < n`). Cycle-walking terminates
     /// because the Feistel network is a bijection of the enclosing domain,
     /// which is less than 4n.
@@ -104,6 +125,16 @@ mod tests {
             .filter(|(i, x)| *i as u64 == **x)
             .count();
         assert!(fixed < 50, "{fixed} fixed points");
+    }
+
+    #[test]
+    fn index_of_inverts_get() {
+        for n in [1u64, 2, 5, 17, 1000, 4097, 65535] {
+            let p = Permutation::new(n, 9);
+            for i in 0..n.min(5000) {
+                assert_eq!(p.index_of(p.get(i)), i, "n={n}");
+            }
+        }
     }
 
     #[test]

@@ -206,6 +206,31 @@ impl Plan {
         self.key_at(self.order.get(pos))
     }
 
+    /// Is `key` in this run's slice? (A key outside the hosts or ports
+    /// is not.)
+    pub fn owns(&self, key: &ProbeKey) -> bool {
+        let Some(p) = self
+            .ports
+            .iter()
+            .position(|&pp| pp == (key.proto, key.port))
+        else {
+            return false;
+        };
+        let Some(h) = self.hosts.index_of(key.ip) else {
+            return false;
+        };
+        let idx = h
+            .checked_mul(self.ports.len() as u128)
+            .and_then(|x| x.checked_add(p as u128))
+            .and_then(|x| u64::try_from(x).ok());
+        match idx {
+            Some(i) if i < self.total => {
+                self.order.index_of(i) % self.shard.n() == self.shard.k() - 1
+            }
+            _ => false,
+        }
+    }
+
     /// The key at index `idx` of the whole space (before the order).
     fn key_at(&self, idx: u64) -> Option<ProbeKey> {
         let n = self.ports.len() as u64;

@@ -77,8 +77,23 @@ fn tcp_type(s: &Option<String>) -> Result<Option<&'static str>, String> {
 /// The arguments of the equivalent single scan: a part's, without its
 /// `--shard` and output flags (which named the part's own files).
 pub fn unsharded_args(argv: &[String]) -> Vec<String> {
-    let takes_value =
-        |a: &str| crate::resume::is_output_flag(a) || a == "--shard" || a == "--resume-file";
+    let takes_value = |a: &str| {
+        matches!(
+            a,
+            "-oN"
+                | "-oX"
+                | "-oG"
+                | "-oJ"
+                | "-oA"
+                | "--output-n"
+                | "--output-x"
+                | "--output-g"
+                | "--output-j"
+                | "--output-a"
+                | "--shard"
+                | "--resume-file"
+        )
+    };
     let mut out = Vec::new();
     let mut skip = false;
     for a in argv {
@@ -90,7 +105,10 @@ pub fn unsharded_args(argv: &[String]) -> Vec<String> {
             skip = true;
             continue;
         }
-        if a.starts_with("--shard=") || a.starts_with("--resume-file=") {
+        if a.starts_with("--shard=")
+            || a.starts_with("--resume-file=")
+            || a.starts_with("--output-")
+        {
             continue;
         }
         out.push(a.clone());
