@@ -19,4 +19,5 @@ pub mod services;
 pub mod table;
 pub mod targets;
 pub mod validate;
+pub mod version;
 pub mod wire;
