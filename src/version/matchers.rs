@@ -1352,3 +1352,618 @@ pub fn socks5(b: &[u8]) -> Option<Found> {
 pub fn looks_like_tls(b: &[u8]) -> bool {
     matches!(b, [0x15 | 0x16, 3, 0..=4, ..])
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each service against the bytes a real server sends. `fixtures/*.bin`
+    //! were captured from the lab's Debian 12 daemons (the file name says
+    //! which); the others are written out here as those servers send them.
+    use super::*;
+
+    fn fx(name: &str) -> Vec<u8> {
+        let path = format!("{}/src/version/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn pv(f: &Found) -> (&str, Option<&str>, Option<&str>, Option<&str>) {
+        (
+            f.service,
+            f.product.as_deref(),
+            f.version.as_deref(),
+            f.extrainfo.as_deref(),
+        )
+    }
+
+    // ----- captured from the lab's daemons --------------------------------
+
+    #[test]
+    fn openssh_9_2_debian() {
+        let f = ssh(&fx("openssh-9.2p1-banner.bin")).unwrap();
+        assert_eq!(
+            pv(&f),
+            (
+                "ssh",
+                Some("OpenSSH"),
+                Some("9.2p1 Debian 2+deb12u10"),
+                Some("protocol 2.0")
+            )
+        );
+        assert_eq!(f.cpe, ["cpe:/a:openbsd:openssh:9.2p1"]);
+        assert_eq!(f.ostype.as_deref(), Some("Linux"));
+        // sshd's answer to an HTTP request still starts with its banner.
+        assert_eq!(ssh(&fx("openssh-9.2p1-after-get.bin")).unwrap(), f);
+        assert!(!f.soft);
+    }
+
+    #[test]
+    fn dropbear() {
+        let f = ssh(b"SSH-2.0-dropbear_2022.83\r\n").unwrap();
+        assert_eq!(
+            pv(&f),
+            ("ssh", Some("Dropbear sshd"), Some("2022.83"), Some("protocol 2.0"))
+        );
+    }
+
+    #[test]
+    fn vsftpd_3_0_3() {
+        let f = ftp(&fx("vsftpd-3.0.3-banner.bin")).unwrap();
+        assert_eq!(pv(&f), ("ftp", Some("vsftpd"), Some("3.0.3"), None));
+        assert_eq!(f.cpe, ["cpe:/a:beasts:vsftpd:3.0.3"]);
+        let oops = ftp(b"500 OOPS: vsftpd: both local and anonymous access disabled!\r\n").unwrap();
+        assert_eq!(oops.product.as_deref(), Some("vsftpd"));
+        assert!(smtp(&fx("vsftpd-3.0.3-banner.bin")).is_none());
+    }
+
+    #[test]
+    fn proftpd() {
+        let f = ftp(b"220 ProFTPD 1.3.8 Server (Debian) [::ffff:198.18.0.2]\r\n").unwrap();
+        assert_eq!(pv(&f), ("ftp", Some("ProFTPD"), Some("1.3.8"), Some("Debian")));
+    }
+
+    #[test]
+    fn exim_4_96() {
+        let b = fx("exim-4.96-banner.bin");
+        let f = smtp(&b).unwrap();
+        assert_eq!(pv(&f), ("smtp", Some("Exim smtpd"), Some("4.96"), None));
+        assert_eq!(f.hostname.as_deref(), Some("mail.rawscan.test"));
+        assert_eq!(f.cpe, ["cpe:/a:exim:exim:4.96"]);
+        assert!(ftp(&b).is_none(), "an SMTP greeting is not FTP");
+    }
+
+    #[test]
+    fn postfix() {
+        let f = smtp(b"220 mx.example.test ESMTP Postfix (Debian/GNU)\r\n").unwrap();
+        assert_eq!(pv(&f), ("smtp", Some("Postfix smtpd"), None, None));
+        assert_eq!(f.hostname.as_deref(), Some("mx.example.test"));
+    }
+
+    #[test]
+    fn mariadb_10_11() {
+        let f = mysql(&fx("mariadb-10.11-greeting.bin")).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("mysql", Some("MariaDB"), Some("10.11.19-0+deb12u1"), None)
+        );
+        assert_eq!(f.cpe, ["cpe:/a:mariadb:mariadb:10.11.19-0+deb12u1"]);
+        assert_eq!(mysql(&fx("mariadb-10.11-after-get.bin")).unwrap(), f);
+    }
+
+    #[test]
+    fn mysql_8_and_a_refused_host() {
+        let mut g = vec![0x4a, 0, 0, 0, 0x0a];
+        g.extend_from_slice(b"8.0.35\0");
+        g.extend_from_slice(&[0x0e, 0, 0, 0, b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', 0]);
+        let f = mysql(&g).unwrap();
+        assert_eq!(pv(&f), ("mysql", Some("MySQL"), Some("8.0.35"), None));
+        let mut e = vec![0x45, 0, 0, 0, 0xff, 0x6a, 0x04];
+        e.extend_from_slice(b"Host '198.18.0.1' is not allowed to connect to this MariaDB server");
+        let f = mysql(&e).unwrap();
+        assert_eq!(f.product.as_deref(), Some("MariaDB"));
+        assert_eq!(f.extrainfo.as_deref(), Some("unauthorized; error 1130"));
+    }
+
+    #[test]
+    fn nginx_1_22_http_and_title() {
+        let f = http(&fx("nginx-1.22.1-get.bin")).unwrap();
+        assert_eq!(pv(&f), ("http", Some("nginx"), Some("1.22.1"), None));
+        assert_eq!(f.cpe, ["cpe:/a:igor_sysoev:nginx:1.22.1"]);
+        assert_eq!(f.details, [("http-title", "rawscan lab".to_string())]);
+        assert!(!f.wants_tls && !f.soft);
+        // The same page read through TLS.
+        assert_eq!(http(&fx("nginx-1.22.1-tls-get.bin")).unwrap(), f);
+    }
+
+    #[test]
+    fn nginx_says_when_a_port_wants_tls() {
+        let f = http(&fx("nginx-1.22.1-plain-to-tls.bin")).unwrap();
+        assert!(f.wants_tls);
+        assert_eq!(f.product.as_deref(), Some("nginx"));
+    }
+
+    #[test]
+    fn apache_httpd() {
+        let b = b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Dec 2026 00:10:21 GMT\r\nServer: Apache/2.4.57 (Debian)\r\nContent-Length: 10\r\n\r\n<html></html>";
+        let f = http(b).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("http", Some("Apache httpd"), Some("2.4.57"), Some("Debian"))
+        );
+    }
+
+    #[test]
+    fn redis_7_0_15() {
+        let f = redis(&fx("redis-7.0.15-info.bin")).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("redis", Some("Redis key-value store"), Some("7.0.15"), None)
+        );
+        let a = redis(b"-NOAUTH Authentication required.\r\n").unwrap();
+        assert_eq!(a.extrainfo.as_deref(), Some("authentication required"));
+        assert!(redis(b"-ERR unknown command\r\n").is_none());
+    }
+
+    #[test]
+    fn memcached_1_6_18() {
+        let f = memcached(&fx("memcached-1.6.18-version.bin")).unwrap();
+        assert_eq!(pv(&f), ("memcached", Some("Memcached"), Some("1.6.18"), None));
+    }
+
+    #[test]
+    fn postgresql_15_refusal_names_it() {
+        let f = postgresql(&fx("postgresql-15-startup.bin")).unwrap();
+        assert_eq!(pv(&f), ("postgresql", Some("PostgreSQL DB"), None, None));
+        // AuthenticationSASL (code 10) is a PostgreSQL too.
+        let mut r = vec![b'R', 0, 0, 0, 23, 0, 0, 0, 10];
+        r.extend_from_slice(b"SCRAM-SHA-256\0\0");
+        assert!(postgresql(&r).is_some());
+        // AuthenticationOk then ParameterStatus server_version.
+        let mut ok = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'S', 0, 0, 0, 38];
+        ok.extend_from_slice(b"server_version\x0015.10 (Debian 15.10-0+deb12u1)\0");
+        let f = postgresql(&ok).unwrap();
+        assert_eq!(f.version.as_deref(), Some("15.10 (Debian 15.10-0+deb12u1)"));
+    }
+
+    #[test]
+    fn dnsmasq_2_90_over_tcp_and_udp() {
+        let t = dns_tcp(&fx("dnsmasq-2.90-version-bind-tcp.bin")).unwrap();
+        assert_eq!(pv(&t), ("domain", Some("dnsmasq"), Some("2.90"), None));
+        assert_eq!(t.cpe, ["cpe:/a:thekelleys:dnsmasq:2.90"]);
+        let u = dns(&fx("dnsmasq-2.90-version-bind-udp.bin")).unwrap();
+        assert_eq!(u, t);
+    }
+
+    /// A version.bind answer carrying `txt` (as BIND, Unbound, … answer).
+    fn dns_answer(txt: &str) -> Vec<u8> {
+        let mut b = vec![0x72, 0x73, 0x84, 0x00, 0, 1, 0, 1, 0, 0, 0, 0];
+        b.extend_from_slice(b"\x07version\x04bind\x00\x00\x10\x00\x03");
+        b.extend_from_slice(&[0xc0, 0x0c, 0, 0x10, 0, 3, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0, txt.len() as u8 + 1, txt.len() as u8]);
+        b.extend_from_slice(txt.as_bytes());
+        b
+    }
+
+    #[test]
+    fn bind_and_unbound() {
+        let f = dns(&dns_answer("9.18.28-1~deb12u2-Debian")).unwrap();
+        assert_eq!(f.product.as_deref(), Some("ISC BIND"));
+        assert_eq!(f.version.as_deref(), Some("9.18.28"));
+        assert_eq!(f.ostype.as_deref(), Some("Linux"));
+        let u = dns(&dns_answer("unbound 1.17.1")).unwrap();
+        assert_eq!(pv(&u), ("domain", Some("Unbound"), Some("1.17.1"), None));
+        // REFUSED, no answer: still DNS.
+        let mut r = dns_answer("x")[..30].to_vec();
+        r[3] = 0x05;
+        r[7] = 0;
+        assert_eq!(dns(&r).unwrap().product, None);
+    }
+
+    #[test]
+    fn net_snmp_sysdescr() {
+        let f = snmp(&fx("net-snmp-5.9.3-sysdescr.bin")).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("snmp", Some("net-snmp"), None, Some("SNMPv1; community: public"))
+        );
+        assert_eq!(f.hostname.as_deref(), Some("vm"));
+        assert_eq!(f.ostype.as_deref(), Some("Linux"));
+        assert_eq!(f.details[0].0, "snmp-sysdescr");
+        assert!(f.details[0].1.starts_with("Linux vm 6."), "{:?}", f.details);
+    }
+
+    #[test]
+    fn chrony_ntp_mode4() {
+        let f = ntp(&fx("chrony-4.3-mode4.bin")).unwrap();
+        assert_eq!(pv(&f), ("ntp", Some("NTP v4"), None, Some("unsynchronized")));
+        assert!(f.soft, "a READVAR may still name the daemon");
+        // A reply that does not echo our timestamp is not ours.
+        let mut other = fx("chrony-4.3-mode4.bin");
+        other[24] ^= 1;
+        assert!(ntp(&other).is_none());
+    }
+
+    #[test]
+    fn ntpd_readvar() {
+        let mut b = vec![0x16, 0x82, 0, 1, 0x06, 0x15, 0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(
+            b"version=\"ntpd 4.2.8p15@1.3728-o Wed Sep 23 11:46:38 UTC 2020 (1)\", processor=\"x86_64\", system=\"Linux/6.1.0-18-amd64\", leap=11, stratum=16",
+        );
+        let f = ntp_control(&b).unwrap();
+        assert_eq!(pv(&f), ("ntp", Some("ntpd"), Some("4.2.8p15"), None));
+        assert_eq!(f.ostype.as_deref(), Some("Linux"));
+    }
+
+    // ----- written out as these servers send them ---------------------------
+
+    #[test]
+    fn dovecot_pop3_and_imap() {
+        let p = pop3(b"+OK Dovecot (Debian) ready.\r\n").unwrap();
+        assert_eq!(pv(&p), ("pop3", Some("Dovecot pop3d"), None, None));
+        let i = imap(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN] Dovecot (Debian) ready.\r\n").unwrap();
+        assert_eq!(pv(&i), ("imap", Some("Dovecot imapd"), None, None));
+        assert!(pop3(b"* OK x\r\n").is_none() && imap(b"+OK x\r\n").is_none());
+    }
+
+    /// A BSON document from (name, value) string pairs plus `ok: 1.0`.
+    fn bson(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut e = Vec::new();
+        for (k, v) in pairs {
+            e.push(0x02);
+            e.extend_from_slice(k.as_bytes());
+            e.push(0);
+            e.extend_from_slice(&(v.len() as u32 + 1).to_le_bytes());
+            e.extend_from_slice(v.as_bytes());
+            e.push(0);
+        }
+        e.push(0x01);
+        e.extend_from_slice(b"ok\0");
+        e.extend_from_slice(&1.0f64.to_le_bytes());
+        let mut d = ((e.len() + 5) as u32).to_le_bytes().to_vec();
+        d.extend_from_slice(&e);
+        d.push(0);
+        d
+    }
+
+    fn op_msg(doc: &[u8]) -> Vec<u8> {
+        let mut b = ((21 + doc.len()) as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&[1, 2, 3, 4]);
+        b.extend_from_slice(&crate::version::table::MONGO_REQ_ID.to_le_bytes());
+        b.extend_from_slice(&2013u32.to_le_bytes());
+        b.extend_from_slice(&[0, 0, 0, 0, 0]);
+        b.extend_from_slice(doc);
+        b
+    }
+
+    #[test]
+    fn mongodb_buildinfo() {
+        let doc = bson(&[
+            ("version", "7.0.4"),
+            ("gitVersion", "38f3e37057a43d2e9f41a39142681a76062d582e"),
+        ]);
+        let f = mongodb(&op_msg(&doc)).unwrap();
+        assert_eq!(pv(&f), ("mongodb", Some("MongoDB"), Some("7.0.4"), None));
+        let denied = bson(&[("errmsg", "command buildInfo requires authentication")]);
+        let f = mongodb(&op_msg(&denied)).unwrap();
+        assert_eq!(f.extrainfo.as_deref(), Some("authentication required"));
+    }
+
+    /// BER TLV with a short length.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag, content.len() as u8];
+        v.extend_from_slice(content);
+        v
+    }
+
+    #[test]
+    fn openldap_rootdse_and_a_vendor() {
+        // searchResEntry: objectName "", attributes { objectClass: top, OpenLDAProotDSE }.
+        let vals = [tlv(0x04, b"top"), tlv(0x04, b"OpenLDAProotDSE")].concat();
+        let attr = tlv(0x30, &[tlv(0x04, b"objectClass"), tlv(0x31, &vals)].concat());
+        let entry = tlv(0x64, &[tlv(0x04, b""), tlv(0x30, &attr)].concat());
+        let msg = tlv(0x30, &[tlv(0x02, &[1]), entry].concat());
+        let f = ldap(&msg).unwrap();
+        assert_eq!(pv(&f), ("ldap", Some("OpenLDAP"), None, None));
+        let a = |k: &[u8], v: &[u8]| tlv(0x30, &[tlv(0x04, k), tlv(0x31, &tlv(0x04, v))].concat());
+        let attrs = [a(b"vendorName", b"389 Project"), a(b"vendorVersion", b"389-Directory/2.3.4")].concat();
+        let entry = tlv(0x64, &[tlv(0x04, b""), tlv(0x30, &attrs)].concat());
+        let msg = tlv(0x30, &[tlv(0x02, &[1]), entry].concat());
+        let f = ldap(&msg).unwrap();
+        assert_eq!(pv(&f), ("ldap", Some("389 Project"), Some("389-Directory/2.3.4"), None));
+    }
+
+    #[test]
+    fn smb2_negotiate_response() {
+        let mut smb = b"\xfeSMB\x40\x00".to_vec();
+        smb.resize(64, 0);
+        smb[12] = 1; // flags: response
+        let mut body = vec![0x41, 0, 0x01, 0, 0x02, 0x03, 0, 0];
+        body.extend_from_slice(&[0x55; 16]); // server GUID
+        body.resize(64, 0);
+        smb.extend_from_slice(&body);
+        let mut b = vec![0, 0, 0, smb.len() as u8];
+        b.extend_from_slice(&smb);
+        let f = smb2_or_none(&b);
+        assert_eq!(pv(&f), ("microsoft-ds", None, None, Some("SMB dialect 3.0.2")));
+    }
+
+    fn smb2_or_none(b: &[u8]) -> Found {
+        smb(b).expect("an SMB2 negotiate response")
+    }
+
+    #[test]
+    fn rdp_connection_confirm() {
+        let cc = b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x02\x1f\x08\x00\x02\x00\x00\x00";
+        let f = rdp(cc).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("ms-wbt-server", None, None, Some("security: CredSSP (NLA)"))
+        );
+    }
+
+    #[test]
+    fn vnc_rfb() {
+        let f = vnc(b"RFB 003.008\n").unwrap();
+        assert_eq!(pv(&f), ("vnc", Some("VNC"), None, Some("protocol 3.8")));
+        assert!(vnc(b"RFB 003.00x\n").is_none());
+    }
+
+    #[test]
+    fn linux_telnetd_negotiation() {
+        // DO TERMINAL-TYPE, DO TSPEED, DO XDISPLOC, DO NEW-ENVIRON.
+        let f = telnet(b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27").unwrap();
+        assert_eq!(f.service, "telnet");
+        let g = telnet(b"\xff\xfb\x01\xff\xfb\x03Debian GNU/Linux 12\r\nrouter login: ").unwrap();
+        assert_eq!(g.hostname.as_deref(), Some("router"));
+        assert!(telnet(b"hello").is_none());
+    }
+
+    #[test]
+    fn mosquitto_connack() {
+        assert_eq!(
+            pv(&mqtt(b"\x20\x02\x00\x05").unwrap()),
+            ("mqtt", None, None, Some("not authorized"))
+        );
+        assert_eq!(
+            mqtt(b"\x20\x02\x00\x00").unwrap().extrainfo.as_deref(),
+            Some("connection accepted")
+        );
+    }
+
+    #[test]
+    fn rabbitmq_connection_start() {
+        let mut table = Vec::new();
+        for (k, v) in [
+            ("product", "RabbitMQ"),
+            ("version", "3.12.1"),
+            ("platform", "Erlang/OTP 25.3.2.3"),
+        ] {
+            table.push(k.len() as u8);
+            table.extend_from_slice(k.as_bytes());
+            table.push(b'S');
+            table.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            table.extend_from_slice(v.as_bytes());
+        }
+        table.extend_from_slice(b"\x0ccapabilities\x46\x00\x00\x00\x00");
+        let mut payload = vec![0, 10, 0, 10, 0, 9];
+        payload.extend_from_slice(&(table.len() as u32).to_be_bytes());
+        payload.extend_from_slice(&table);
+        payload.extend_from_slice(b"\x00\x00\x00\x05PLAIN\x00\x00\x00\x05en_US");
+        let mut b = vec![1, 0, 0];
+        b.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        b.extend_from_slice(&payload);
+        b.push(0xce);
+        let f = amqp(&b).unwrap();
+        assert_eq!(pv(&f), ("amqp", Some("RabbitMQ"), Some("3.12.1"), Some("AMQP 0-9")));
+        assert_eq!(f.cpe, ["cpe:/a:vmware:rabbitmq:3.12.1"]);
+        assert_eq!(
+            amqp(b"AMQP\x00\x00\x09\x01").unwrap().extrainfo.as_deref(),
+            Some("protocol 0-9-1")
+        );
+    }
+
+    #[test]
+    fn gstreamer_rtsp() {
+        let f = rtsp(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: OPTIONS, DESCRIBE, ANNOUNCE, GET_PARAMETER, PAUSE, PLAY, RECORD, SETUP, SET_PARAMETER, TEARDOWN\r\nServer: GStreamer RTSP server\r\nDate: Sun, 06 Dec 2026 00:10:21 GMT\r\n\r\n").unwrap();
+        assert_eq!(pv(&f), ("rtsp", Some("GStreamer RTSP server"), None, None));
+    }
+
+    #[test]
+    fn asterisk_sip() {
+        let f = sip(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP rawscan.invalid;branch=z9hG4bK-rawscan-1;received=198.18.0.1;rport=40000\r\nFrom: <sip:rawscan@rawscan.invalid>;tag=rawscan\r\nTo: <sip:rawscan.invalid>;tag=as1d2c3b4a\r\nCall-ID: rawscan-version-probe\r\nCSeq: 1 OPTIONS\r\nServer: Asterisk PBX 20.5.0\r\nAllow: INVITE, ACK, CANCEL, OPTIONS, BYE\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(pv(&f), ("sip", Some("Asterisk"), Some("20.5.0"), None));
+    }
+
+    #[test]
+    fn elasticsearch_8() {
+        let b = b"HTTP/1.1 200 OK\r\nX-elastic-product: Elasticsearch\r\ncontent-type: application/json\r\ncontent-length: 531\r\n\r\n{\n  \"name\" : \"node-1\",\n  \"cluster_name\" : \"lab\",\n  \"cluster_uuid\" : \"Vx0u0kM5Qz2aGm1C2Y6Yxg\",\n  \"version\" : {\n    \"number\" : \"8.11.1\",\n    \"build_flavor\" : \"default\",\n    \"build_type\" : \"deb\",\n    \"lucene_version\" : \"9.8.0\"\n  },\n  \"tagline\" : \"You Know, for Search\"\n}\n";
+        let f = http(b).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("http", Some("Elasticsearch REST API"), Some("8.11.1"), Some("cluster: lab"))
+        );
+    }
+
+    #[test]
+    fn docker_engine_api() {
+        let b = b"HTTP/1.1 200 OK\r\nApi-Version: 1.43\r\nContent-Type: application/json\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/24.0.7 (linux)\r\nDate: Sun, 06 Dec 2026 00:10:21 GMT\r\nConnection: close\r\n\r\n{\"Platform\":{\"Name\":\"Docker Engine - Community\"},\"Version\":\"24.0.7\",\"ApiVersion\":\"1.43\",\"MinAPIVersion\":\"1.12\",\"Os\":\"linux\",\"Arch\":\"amd64\"}\n";
+        let f = http(b).unwrap();
+        assert_eq!(pv(&f), ("docker", Some("Docker"), Some("24.0.7"), Some("API 1.43")));
+        // GET / on the Docker socket port: a 404 that still names it.
+        let nf = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nServer: Docker/24.0.7 (linux)\r\n\r\n{\"message\":\"page not found\"}\n";
+        let g = http(nf).unwrap();
+        assert_eq!(pv(&g), ("docker", Some("Docker"), Some("24.0.7"), Some("linux")));
+    }
+
+    #[test]
+    fn kubernetes_api_server() {
+        let v = b"HTTP/1.1 200 OK\r\nAudit-Id: 5b3c\r\nCache-Control: no-cache, private\r\nContent-Type: application/json\r\n\r\n{\n  \"major\": \"1\",\n  \"minor\": \"28\",\n  \"gitVersion\": \"v1.28.3\",\n  \"gitCommit\": \"a8a1abc25cad87333840cd7d54be2efaf31a3177\",\n  \"goVersion\": \"go1.20.10\",\n  \"compiler\": \"gc\",\n  \"platform\": \"linux/amd64\"\n}";
+        let f = http(v).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("kubernetes", Some("Kubernetes API server"), Some("1.28.3"), Some("linux/amd64"))
+        );
+        let denied = b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/\\\"\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}";
+        let g = http(denied).unwrap();
+        assert_eq!(g.service, "kubernetes");
+        assert!(g.soft, "GET /version may still give the version");
+    }
+
+    #[test]
+    fn couchdb() {
+        let b = b"HTTP/1.1 200 OK\r\nServer: CouchDB/3.3.3 (Erlang OTP/24)\r\nContent-Type: application/json\r\n\r\n{\"couchdb\":\"Welcome\",\"version\":\"3.3.3\",\"git_sha\":\"40afbcfc7\",\"vendor\":{\"name\":\"The Apache Software Foundation\"}}\n";
+        assert_eq!(
+            pv(&http(b).unwrap()),
+            ("http", Some("CouchDB httpd"), Some("3.3.3"), None)
+        );
+    }
+
+    #[test]
+    fn rsync_nntp_zookeeper_socks() {
+        assert_eq!(
+            pv(&rsync(b"@RSYNCD: 31.0\n").unwrap()),
+            ("rsync", None, None, Some("protocol version 31.0"))
+        );
+        let n = nntp(b"200 news.example.test InterNetNews server INN 2.7.1 ready (transit mode)\r\n").unwrap();
+        assert_eq!(pv(&n), ("nntp", Some("INN"), Some("2.7.1"), None));
+        let z = zookeeper(b"Zookeeper version: 3.8.3-6ad6d364c7c0bcf0de452d54ebefa3058098ab56, built on 2023-10-05 10:34 UTC\nLatency min/avg/max: 0/0.0/0\nMode: standalone\n").unwrap();
+        assert_eq!(pv(&z), ("zookeeper", Some("Zookeeper"), Some("3.8.3"), None));
+        assert_eq!(
+            pv(&socks5(b"\x05\x00").unwrap()),
+            ("socks5", None, None, Some("no authentication"))
+        );
+    }
+
+    #[test]
+    fn mssql_prelogin_version() {
+        // Options: VERSION, ENCRYPTION, INSTOPT, THREADID, MARS, terminator.
+        let mut p = Vec::new();
+        let data_at = 5 * 5 + 1;
+        for (tok, off, len) in [(0u8, 0, 6), (1, 6, 1), (2, 7, 1), (3, 8, 0), (4, 8, 1)] {
+            p.push(tok);
+            p.extend_from_slice(&((data_at + off) as u16).to_be_bytes());
+            p.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        p.push(0xff);
+        p.extend_from_slice(&[15, 0, 0x07, 0xd0, 0, 0]); // 15.0.2000
+        p.extend_from_slice(&[2, 0, 0]);
+        let mut b = vec![0x04, 0x01];
+        b.extend_from_slice(&((8 + p.len()) as u16).to_be_bytes());
+        b.extend_from_slice(&[0, 0, 1, 0]);
+        b.extend_from_slice(&p);
+        let f = mssql(&b).unwrap();
+        assert_eq!(
+            pv(&f),
+            ("ms-sql-s", Some("Microsoft SQL Server 2019"), Some("15.0.2000"), None)
+        );
+    }
+
+    // ----- hostile and malformed input ---------------------------------------
+
+    /// Every matcher, for the robustness tests.
+    fn all() -> Vec<(&'static str, fn(&[u8]) -> Option<Found>)> {
+        vec![
+            ("ssh", ssh),
+            ("ftp", ftp),
+            ("smtp", smtp),
+            ("pop3", pop3),
+            ("imap", imap),
+            ("mysql", mysql),
+            ("vnc", vnc),
+            ("telnet", telnet),
+            ("rsync", rsync),
+            ("nntp", nntp),
+            ("http", http),
+            ("rtsp", rtsp),
+            ("sip", sip),
+            ("redis", redis),
+            ("memcached", memcached),
+            ("zookeeper", zookeeper),
+            ("postgresql", postgresql),
+            ("dns", dns),
+            ("dns_tcp", dns_tcp),
+            ("snmp", snmp),
+            ("ntp", ntp),
+            ("ntp_control", ntp_control),
+            ("ldap", ldap),
+            ("smb", smb),
+            ("rdp", rdp),
+            ("mqtt", mqtt),
+            ("amqp", amqp),
+            ("mongodb", mongodb),
+            ("mssql", mssql),
+            ("socks5", socks5),
+        ]
+    }
+
+    fn fixtures() -> Vec<(String, Vec<u8>)> {
+        let dir = format!("{}/src/version/fixtures", env!("CARGO_MANIFEST_DIR"));
+        let mut v: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn no_prefix_or_mutation_of_any_fixture_panics() {
+        let all = all();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for (_, b) in fixtures() {
+            for cut in 0..=b.len().min(600) {
+                for (_, m) in &all {
+                    let _ = m(&b[..cut]);
+                }
+            }
+            for _ in 0..200 {
+                let mut x = b.clone();
+                for _ in 0..4 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let i = (seed as usize) % x.len().max(1);
+                    if let Some(c) = x.get_mut(i) {
+                        *c = (seed >> 32) as u8;
+                    }
+                }
+                for (_, m) in &all {
+                    let _ = m(&x);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_and_hostile_replies_are_not_services() {
+        let mut noise = vec![0u8; 4096];
+        let mut s = 0x9e37_79b9u32;
+        for c in noise.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            *c = s as u8;
+        }
+        for (name, m) in all() {
+            assert_eq!(m(&[]), None, "{name} on nothing");
+            assert_eq!(m(&noise), None, "{name} on random bytes");
+            assert_eq!(m(&[0xff; 4096]), None, "{name} on 0xff");
+            assert_eq!(m(&[b'A'; 4096]), None, "{name} on endless text");
+        }
+    }
+
+    #[test]
+    fn each_captured_reply_is_claimed_by_its_own_matcher_only() {
+        // Fallback matchers (tried on any TCP reply) must not claim another
+        // protocol's reply.
+        let fallback = crate::version::table::TCP_FALLBACK;
+        for (name, b) in fixtures() {
+            let claims: Vec<&str> = fallback
+                .iter()
+                .filter(|m| (m.check)(&b).is_some())
+                .map(|m| m.service)
+                .collect();
+            assert!(claims.len() <= 1, "{name} claimed by {claims:?}");
+        }
+    }
+}

@@ -143,7 +143,7 @@ const MONGO_BUILDINFO: &[u8] = b"\x38\x00\x00\x00swar\x00\x00\x00\x00\xdd\x07\x0
 const SMB2_NEGOTIATE: &[u8] = b"\x00\x00\x00\x6c\xfeSMB\x40\x00\x00\x00\x00\x00\x00\x00\
 \x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\
 \x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\
-\x00\x00\x00\x00\x00\x00\x00\x00\
+\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\
 \x24\x00\x04\x00\x01\x00\x00\x00\x00\x00\x00\x00rawscan-version!\
 \x00\x00\x00\x00\x00\x00\x00\x00\x02\x02\x10\x02\x00\x03\x02\x03";
 
@@ -567,6 +567,9 @@ mod tests {
         assert_eq!(u32::from_le_bytes(mongo[21..25].try_into().unwrap()) as usize, mongo.len() - 21);
         let smb = send(by_name("SMB2Negotiate"));
         assert_eq!(u32::from_be_bytes(smb[..4].try_into().unwrap()) as usize, smb.len() - 4);
+        // 64-byte SMB2 header, then the NEGOTIATE body (StructureSize 36).
+        assert_eq!(&smb[4..8], b"\xfeSMB");
+        assert_eq!(&smb[68..70], &[0x24, 0]);
         let rdp = send(by_name("RDPNegotiate"));
         assert_eq!(u16::from_be_bytes([rdp[2], rdp[3]]) as usize, rdp.len());
         let mqtt = send(by_name("MQTTConnect"));
