@@ -20,10 +20,11 @@ use crate::cli::{Args, nmap_compat};
 use crate::config::{self, Config, Dest, TcpScan};
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
-use crate::output::{Collector, ScanInfo, View, grepable, normal, progress, xml};
+use crate::output::{Collector, Report, ScanInfo, View, grepable, normal, progress, xml};
 use crate::plan::Plan;
-use crate::probe::Cookies;
+use crate::probe::{Cookies, PortState};
 use crate::resume::{self, ResumeState};
+use crate::version;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -240,6 +241,21 @@ fn install_signal_counter() -> anyhow::Result<Arc<AtomicUsize>> {
     Ok(count)
 }
 
+/// The ports `-sV` probes: open TCP ports and UDP ports that answered
+/// (`open`, not `open|filtered`), each with its host's measured round trip.
+pub fn version_targets(report: &Report, summary: &engine::Summary) -> Vec<version::Target> {
+    report
+        .hosts
+        .values()
+        .flatten()
+        .filter(|r| r.state == PortState::Open)
+        .map(|r| version::Target {
+            key: r.key,
+            rtt: summary.up.get(&r.key.ip).and_then(|h| h.latency),
+        })
+        .collect()
+}
+
 fn scan(
     cfg: &Config,
     plan: &Plan,
@@ -341,7 +357,28 @@ fn scan(
     if let Some(n) = ndjson {
         collector = collector.with_ndjson(n);
     }
-    let summary = engine::run(plan, backend, &mut collector, &interrupts);
+    let mut summary = engine::run(plan, backend, &mut collector, &interrupts);
+    // -sV: probe what the port scan found open, before any output is
+    // written (NDJSON streams each result as it comes).
+    if let Some(vopts) = &cfg.version
+        && interrupts.load(Ordering::SeqCst) == 0
+    {
+        let targets = version_targets(&collector.report, &summary);
+        if cfg.verbose > 0 {
+            collector.note(&format!(
+                "rawscan: service detection on {} port{}",
+                targets.len(),
+                if targets.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let started = std::time::Instant::now();
+        let services = version::detect(&targets, vopts, &interrupts, &mut |k, s| {
+            collector.service(k, s)
+        });
+        collector.report.services = services;
+        summary.elapsed += started.elapsed();
+        summary.interrupted |= interrupts.load(Ordering::SeqCst) > 0;
+    }
     collector.finish(&info, &summary);
     let stream_error = collector.stream_error.take();
     let mut report = std::mem::take(&mut collector.report);

@@ -13,7 +13,7 @@ use clap::{ArgAction, Parser};
     name = "rawscan",
     version,
     about = "Fast, trustworthy port scanner: SYN and UDP scans over raw sockets, TCP connect fallback",
-    after_help = "nmap spellings are accepted: -sS -sT -sU -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -T0..-T5.\n\
+    after_help = "nmap spellings are accepted: -sS -sT -sU -sV (and -sSV, -sSUV…) -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -T0..-T5.\n\
                   Scan only networks you are authorized to test."
 )]
 pub struct Args {
@@ -61,6 +61,26 @@ pub struct Args {
     /// UDP scan [nmap: -sU]
     #[arg(long = "udp")]
     pub udp: bool,
+
+    /// Probe open ports to name the service and its version [nmap: -sV]
+    #[arg(long = "version-scan")]
+    pub version_scan: bool,
+
+    /// -sV: how many probes to try, 0 (few) to 9 (all) [default: 7]
+    #[arg(long = "version-intensity", value_name = "0-9")]
+    pub version_intensity: Option<u8>,
+
+    /// -sV: the likeliest probes only (intensity 2)
+    #[arg(long = "version-light")]
+    pub version_light: bool,
+
+    /// -sV: every probe (intensity 9)
+    #[arg(long = "version-all")]
+    pub version_all: bool,
+
+    /// -sV: the most time one port may take, all probes included [default: 10s]
+    #[arg(long = "version-timeout", value_name = "TIME")]
+    pub version_timeout: Option<String>,
 
     /// Probes per second [default: by timing template; -T3: 10000]
     #[arg(long, value_name = "PPS")]
@@ -166,7 +186,7 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             "-Pn" => Some(vec!["--no-ping".into()]),
             _ if s.len() > 2
                 && s.starts_with("-s")
-                && s[2..].chars().all(|c| "STU".contains(c)) =>
+                && s[2..].chars().all(|c| "STUV".contains(c)) =>
             {
                 Some(
                     s[2..]
@@ -174,6 +194,7 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
                         .map(|c| match c {
                             'S' => "--syn".to_string(),
                             'T' => "--connect".to_string(),
+                            'V' => "--version-scan".to_string(),
                             _ => "--udp".to_string(),
                         })
                         .collect(),
@@ -227,6 +248,15 @@ mod tests {
         let b = parse(&["rawscan", "-sT", "-p", "22,80", "--reason", "--open", "x"]);
         assert!(b.connect && b.reason && b.open);
         let c = parse(&["rawscan", "-sSU", "x"]);
-        assert!(c.syn && c.udp);
+        assert!(c.syn && c.udp && !c.version_scan);
+        let v = parse(&["rawscan", "-sV", "--version-intensity", "3", "x"]);
+        assert!(v.version_scan && !v.syn && !v.udp);
+        assert_eq!(v.version_intensity, Some(3));
+        let sv = parse(&["rawscan", "-sSV", "x"]);
+        assert!(sv.syn && sv.version_scan);
+        let suv = parse(&["rawscan", "-sSUV", "--version-all", "x"]);
+        assert!(suv.syn && suv.udp && suv.version_scan && suv.version_all);
+        let tv = parse(&["rawscan", "-sVT", "x"]);
+        assert!(tv.connect && tv.version_scan);
     }
 }

@@ -47,6 +47,9 @@ pub struct View {
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub hosts: BTreeMap<IpAddr, Vec<PortResult>>,
+    /// `-sV` results, kept apart from the port states: formats print them
+    /// in the service columns of the ports they name.
+    pub services: crate::version::Services,
 }
 
 impl Report {
@@ -197,6 +200,25 @@ impl<'a> Collector<'a> {
     pub fn with_stats_every(mut self, s: Option<progress::StatsEvery>) -> Self {
         self.stats = s;
         self
+    }
+
+    /// A line on stderr (above the progress line, if one is drawn).
+    pub fn note(&mut self, line: &str) {
+        if self.progress.is_drawn() {
+            self.progress.println(line);
+        } else {
+            let _ = writeln!(self.stderr, "{line}");
+        }
+    }
+
+    /// Stream one `-sV` result (NDJSON `"type":"service"` line).
+    pub fn service(&mut self, key: &crate::probe::ProbeKey, s: &crate::version::Service) {
+        if let Some(n) = self.ndjson.as_mut()
+            && self.stream_error.is_none()
+            && let Err(e) = n.service(key, s)
+        {
+            self.stream_error = Some(e);
+        }
     }
 
     /// Clear the progress line and close the NDJSON stream with its summary.
