@@ -1020,9 +1020,11 @@ pub fn ntp(b: &[u8]) -> Option<Found> {
         format!("stratum {stratum}")
     };
     // Soft: a mode-6 READVAR may still name the daemon and its version.
+    // As nmap writes it: product "NTP", version "v4".
     Some(
         Found::new("ntp")
-            .product(format!("NTP v{vn}"))
+            .product("NTP")
+            .version_opt(Some(format!("v{vn}")))
             .extra(extra)
             .soft(),
     )
@@ -1573,7 +1575,7 @@ mod tests {
     #[test]
     fn chrony_ntp_mode4() {
         let f = ntp(&fx("chrony-4.3-mode4.bin")).unwrap();
-        assert_eq!(pv(&f), ("ntp", Some("NTP v4"), None, Some("unsynchronized")));
+        assert_eq!(pv(&f), ("ntp", Some("NTP"), Some("v4"), Some("unsynchronized")));
         assert!(f.soft, "a READVAR may still name the daemon");
         // A reply that does not echo our timestamp is not ours.
         let mut other = fx("chrony-4.3-mode4.bin");
