@@ -476,16 +476,28 @@ mod tests {
     #[test]
     fn version_detection_flags() {
         assert_eq!(cfg(&["rawscan", "198.18.0.2"]).unwrap().version, None);
-        let v = cfg(&["rawscan", "-sV", "198.18.0.2"]).unwrap().version.unwrap();
+        let v = cfg(&["rawscan", "-sV", "198.18.0.2"])
+            .unwrap()
+            .version
+            .unwrap();
         assert_eq!(v, crate::version::Options::default());
         assert_eq!(v.intensity, 7);
         let c = cfg(&["rawscan", "-sSV", "198.18.0.2"]).unwrap();
         assert_eq!(c.tcp, Some(TcpScan::Syn));
         assert!(c.version.is_some());
         let at = |v: &[&str]| cfg(v).unwrap().version.unwrap();
-        assert_eq!(at(&["rawscan", "-sV", "--version-light", "198.18.0.2"]).intensity, 2);
-        assert_eq!(at(&["rawscan", "-sV", "--version-all", "198.18.0.2"]).intensity, 9);
-        assert_eq!(at(&["rawscan", "-sV", "--version-intensity", "0", "198.18.0.2"]).intensity, 0);
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-light", "198.18.0.2"]).intensity,
+            2
+        );
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-all", "198.18.0.2"]).intensity,
+            9
+        );
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-intensity", "0", "198.18.0.2"]).intensity,
+            0
+        );
         assert_eq!(
             at(&["rawscan", "-sV", "--version-timeout", "3s", "198.18.0.2"]).port_limit,
             Duration::from_secs(3)
@@ -493,8 +505,20 @@ mod tests {
         let e = |v: &[&str]| cfg(v).unwrap_err().0;
         assert!(e(&["rawscan", "-sV", "--version-intensity", "10", "198.18.0.2"]).contains("'10'"));
         assert!(e(&["rawscan", "--version-all", "198.18.0.2"]).contains("need -sV"));
-        assert!(e(&["rawscan", "-sV", "--version-all", "--version-light", "198.18.0.2"]).contains("choose one"));
-        assert!(e(&["rawscan", "-sV", "--version-timeout", "0", "198.18.0.2"]).contains("--version-timeout"));
+        assert!(
+            e(&[
+                "rawscan",
+                "-sV",
+                "--version-all",
+                "--version-light",
+                "198.18.0.2"
+            ])
+            .contains("choose one")
+        );
+        assert!(
+            e(&["rawscan", "-sV", "--version-timeout", "0", "198.18.0.2"])
+                .contains("--version-timeout")
+        );
     }
 
     #[test]

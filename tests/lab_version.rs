@@ -82,8 +82,10 @@ fn xml_services(xml: &str) -> BTreeMap<Key, Svc> {
     for chunk in xml.split("<port ").skip(1) {
         let chunk = &chunk[..chunk.find("</port>").unwrap_or(chunk.len())];
         let head = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
-        let (Some(proto), Some(port)) = (attr(&format!(" {head}"), "protocol"), attr(&format!(" {head}"), "portid"))
-        else {
+        let (Some(proto), Some(port)) = (
+            attr(&format!(" {head}"), "protocol"),
+            attr(&format!(" {head}"), "portid"),
+        ) else {
             continue;
         };
         let Some(si) = chunk.find("<service ") else {
@@ -163,7 +165,13 @@ fn agrees(ours: &Svc, nmap: &Svc) -> Result<(), String> {
 /// What each daemon must be reported as: (proto, port, service, product,
 /// required version prefix from the daemon's package, or None where the
 /// protocol does not reveal a version).
-fn truth() -> Vec<(&'static str, u16, &'static str, &'static str, Option<String>)> {
+fn truth() -> Vec<(
+    &'static str,
+    u16,
+    &'static str,
+    &'static str,
+    Option<String>,
+)> {
     let up = |bin: &str| Some(upstream(&package_of(bin).1));
     let (_, ssh_deb) = package_of("/usr/sbin/sshd");
     vec![
@@ -173,7 +181,11 @@ fn truth() -> Vec<(&'static str, u16, &'static str, &'static str, Option<String>
             22,
             "ssh",
             "OpenSSH",
-            Some(format!("{} Debian {}", upstream(&ssh_deb), revision(&ssh_deb))),
+            Some(format!(
+                "{} Debian {}",
+                upstream(&ssh_deb),
+                revision(&ssh_deb)
+            )),
         ),
         ("tcp", 25, "smtp", "Exim smtpd", up("/usr/sbin/exim4")),
         ("tcp", 53, "domain", "dnsmasq", up("/usr/sbin/dnsmasq")),
@@ -182,8 +194,20 @@ fn truth() -> Vec<(&'static str, u16, &'static str, &'static str, Option<String>
         ("tcp", 2222, "http", "nginx", up("/usr/sbin/nginx")),
         ("tcp", 3306, "mysql", "MariaDB", up("/usr/sbin/mariadbd")),
         ("tcp", 5432, "postgresql", "PostgreSQL DB", None),
-        ("tcp", 6379, "redis", "Redis key-value store", up("/usr/bin/redis-server")),
-        ("tcp", 11211, "memcached", "Memcached", up("/usr/bin/memcached")),
+        (
+            "tcp",
+            6379,
+            "redis",
+            "Redis key-value store",
+            up("/usr/bin/redis-server"),
+        ),
+        (
+            "tcp",
+            11211,
+            "memcached",
+            "Memcached",
+            up("/usr/bin/memcached"),
+        ),
         ("udp", 53, "domain", "dnsmasq", up("/usr/sbin/dnsmasq")),
         ("udp", 123, "ntp", "NTP", None),
         ("udp", 161, "snmp", "net-snmp", None),
@@ -205,20 +229,26 @@ fn start_daemons(lab: &mut Lab) {
 }
 
 fn ports_arg() -> String {
-    let j = |v: &[u16]| {
-        v.iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let j = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     format!("T:{},U:{}", j(TCP_PORTS), j(UDP_PORTS))
 }
 
 #[test]
 fn real_daemons_are_named_with_their_package_versions_and_agree_with_nmap() {
     let Some(mut lab) = lab_with_tools(&[
-        "nmap", "sshd", "nginx", "vsftpd", "exim4", "redis-server", "memcached", "mariadbd",
-        "dnsmasq", "chronyd", "snmpd", "openssl", "xmllint",
+        "nmap",
+        "sshd",
+        "nginx",
+        "vsftpd",
+        "exim4",
+        "redis-server",
+        "memcached",
+        "mariadbd",
+        "dnsmasq",
+        "chronyd",
+        "snmpd",
+        "openssl",
+        "xmllint",
     ]) else {
         return;
     };
@@ -320,7 +350,11 @@ fn real_daemons_are_named_with_their_package_versions_and_agree_with_nmap() {
     let t1 = Instant::now();
     for (kind, list) in [("-sS", TCP_PORTS), ("-sU", UDP_PORTS)] {
         let nxml = wd.join(format!("nmap{kind}.xml"));
-        let plist = list.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        let plist = list
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let nout = lab.run_in_scanner(
             "nmap",
             &[
@@ -359,7 +393,10 @@ fn real_daemons_are_named_with_their_package_versions_and_agree_with_nmap() {
         nmap_time.as_secs_f64(),
         disagree.len()
     );
-    assert!(compared >= 10, "nmap identified only {compared} services:\n{nmap_text}");
+    assert!(
+        compared >= 10,
+        "nmap identified only {compared} services:\n{nmap_text}"
+    );
     assert!(
         disagree.is_empty(),
         "rawscan and nmap disagree:\n{}\nnmap:\n{}\nrawscan:\n{normal}",
@@ -426,5 +463,8 @@ fn hostile_services_end_within_the_port_limit() {
     // Reads are capped: an endless stream does not grow memory.
     let rss = children_maxrss_kib();
     assert!(rss < 64 * 1024, "rawscan peaked at {rss} KiB");
-    eprintln!("hostile services: {:.2}s, max RSS {rss} KiB", took.as_secs_f64());
+    eprintln!(
+        "hostile services: {:.2}s, max RSS {rss} KiB",
+        took.as_secs_f64()
+    );
 }

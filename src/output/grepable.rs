@@ -256,10 +256,19 @@ mod tests {
             line.contains("22/open/tcp//ssh//OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)/"),
             "{line}"
         );
-        assert!(line.contains("80/open/tcp//ssl|http//nginx \"<&>\" 1.22.1/"), "{line}");
-        assert!(line.contains("53/open/udp//domain//dnsmasq 2.90/"), "{line}");
+        assert!(
+            line.contains("80/open/tcp//ssl|http//nginx \"<&>\" 1.22.1/"),
+            "{line}"
+        );
+        assert!(
+            line.contains("53/open/udp//domain//dnsmasq 2.90/"),
+            "{line}"
+        );
         let ports = parse_ports(line.split('\t').nth(1).unwrap());
-        assert_eq!(ports[0].version, "OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)");
+        assert_eq!(
+            ports[0].version,
+            "OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)"
+        );
     }
 
     #[test]

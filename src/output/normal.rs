@@ -268,7 +268,17 @@ mod tests {
         web.tunnel_tls = true;
         web.hostname = Some("lab.rawscan.test".into());
         web.details = vec![("http-title".into(), "rawscan\nlab".into())];
-        let key = |p| report.hosts.values().next().unwrap().iter().find(|r| r.key.port == p).unwrap().key;
+        let key = |p| {
+            report
+                .hosts
+                .values()
+                .next()
+                .unwrap()
+                .iter()
+                .find(|r| r.key.port == p)
+                .unwrap()
+                .key
+        };
         let (k22, k443) = (key(22), key(443));
         report.services.insert(k22, ssh);
         report.services.insert(k443, web);
@@ -281,10 +291,15 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("PORT     STATE SERVICE  VERSION\n"), "{text}");
         assert!(
-            text.contains("22/tcp   open  ssh      OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)\n"),
+            text.contains(
+                "22/tcp   open  ssh      OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("443/tcp  open  ssl/http nginx 1.22.1\n|_http-title: rawscan lab\n"), "{text}");
+        assert!(
+            text.contains("443/tcp  open  ssl/http nginx 1.22.1\n|_http-title: rawscan lab\n"),
+            "{text}"
+        );
         // A port -sV did not reach keeps its table name and an empty VERSION.
         assert!(text.contains("8000/tcp open  irdmi\n"), "{text}");
         assert!(

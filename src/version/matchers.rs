@@ -17,6 +17,43 @@
 //!   service but leaves room for a more specific probe to add product and
 //!   version.
 
+/// A matcher: reply bytes in, what they say about the service out.
+pub type MatchFn = fn(&[u8]) -> Option<Found>;
+
+/// Every matcher by name (for the fuzz target and robustness tests).
+pub static ALL: &[(&str, MatchFn)] = &[
+    ("ssh", ssh),
+    ("ftp", ftp),
+    ("smtp", smtp),
+    ("pop3", pop3),
+    ("imap", imap),
+    ("mysql", mysql),
+    ("vnc", vnc),
+    ("telnet", telnet),
+    ("rsync", rsync),
+    ("nntp", nntp),
+    ("http", http),
+    ("rtsp", rtsp),
+    ("sip", sip),
+    ("redis", redis),
+    ("memcached", memcached),
+    ("zookeeper", zookeeper),
+    ("postgresql", postgresql),
+    ("dns", dns),
+    ("dns_tcp", dns_tcp),
+    ("snmp", snmp),
+    ("ntp", ntp),
+    ("ntp_control", ntp_control),
+    ("ldap", ldap),
+    ("smb", smb),
+    ("rdp", rdp),
+    ("mqtt", mqtt),
+    ("amqp", amqp),
+    ("mongodb", mongodb),
+    ("mssql", mssql),
+    ("socks5", socks5),
+];
+
 /// Longest text kept from a reply for one field.
 pub const MAX_TEXT: usize = 160;
 
@@ -183,15 +220,20 @@ pub fn ssh(b: &[u8]) -> Option<Found> {
             version.push(' ');
             version.push_str(&comment.replacen('-', " ", 1));
         }
-        f = f.product("OpenSSH").version_opt(Some(text(version.as_bytes())));
-        f.cpe.push(format!("cpe:/a:openbsd:openssh:{}", cpe_version(v)));
+        f = f
+            .product("OpenSSH")
+            .version_opt(Some(text(version.as_bytes())));
+        f.cpe
+            .push(format!("cpe:/a:openbsd:openssh:{}", cpe_version(v)));
     } else if let Some(v) = software.strip_prefix("dropbear_") {
         f = f
             .product("Dropbear sshd")
             .version_opt(Some(text(v.as_bytes())))
             .cpe("cpe:/a:matt_johnston:dropbear_ssh_server");
     } else if let Some((p, v)) = software.split_once('_') {
-        f = f.product(text(p.as_bytes())).version_opt(Some(text(v.as_bytes())));
+        f = f
+            .product(text(p.as_bytes()))
+            .version_opt(Some(text(v.as_bytes())));
     } else {
         f = f.product(text(software.as_bytes()));
     }
@@ -332,10 +374,9 @@ pub fn imap(b: &[u8]) -> Option<Found> {
 
 /// MySQL/MariaDB initial handshake (protocol 10) or an early error packet.
 pub fn mysql(b: &[u8]) -> Option<Found> {
-    let len = usize::from(*b.first()?)
-        | usize::from(*b.get(1)?) << 8
-        | usize::from(*b.get(2)?) << 16;
-    if *b.get(3)? != 0 || len < 3 || len > 4096 {
+    let len =
+        usize::from(*b.first()?) | usize::from(*b.get(1)?) << 8 | usize::from(*b.get(2)?) << 16;
+    if *b.get(3)? != 0 || !(3..=4096).contains(&len) {
         return None;
     }
     let body = b.get(4..)?;
@@ -517,10 +558,7 @@ impl Message<'_> {
             .map(|(_, v)| *v)
     }
     fn code(&self) -> &str {
-        self.status
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
+        self.status.split_whitespace().nth(1).unwrap_or_default()
     }
 }
 
@@ -635,7 +673,11 @@ pub fn http(b: &[u8]) -> Option<Found> {
         && find(body, b"system:anonymous").is_some()
     {
         // An API server refusing anonymous access: Kubernetes, version unknown.
-        return Some(Found::new("kubernetes").product("Kubernetes API server").soft());
+        return Some(
+            Found::new("kubernetes")
+                .product("Kubernetes API server")
+                .soft(),
+        );
     }
     let Some(s) = server else {
         return Some(f);
@@ -701,7 +743,10 @@ pub fn redis(b: &[u8]) -> Option<Found> {
     if b.starts_with(b"$") {
         let i = find(b, b"redis_version:")? + "redis_version:".len();
         let rest = b.get(i..)?;
-        let end = rest.iter().take(40).position(|&c| c == b'\r' || c == b'\n')?;
+        let end = rest
+            .iter()
+            .take(40)
+            .position(|&c| c == b'\r' || c == b'\n')?;
         let v = text(&rest[..end]);
         return Some(f.version_opt(Some(v)).cpe("cpe:/a:redislabs:redis"));
     }
@@ -861,7 +906,11 @@ pub fn dns(b: &[u8]) -> Option<Found> {
             .cpe("cpe:/a:isc:bind");
         if extra.contains("Debian") || extra.contains("Ubuntu") {
             f.ostype = Some("Linux".into());
-            f.extrainfo = Some(extra.trim_start_matches(|c: char| c.is_ascii_digit() || c == '-').into());
+            f.extrainfo = Some(
+                extra
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+                    .into(),
+            );
         }
         f
     } else {
@@ -1043,7 +1092,10 @@ pub fn ntp_control(b: &[u8]) -> Option<Found> {
     let mut f = Found::new("ntp");
     if let Some(r) = v.strip_prefix("ntpd ") {
         let ver = r.split('@').next().unwrap_or(r).to_string();
-        f = f.product("ntpd").version_opt(Some(ver)).cpe("cpe:/a:ntp:ntp");
+        f = f
+            .product("ntpd")
+            .version_opt(Some(ver))
+            .cpe("cpe:/a:ntp:ntp");
     } else {
         f = f.extra(v);
     }
@@ -1056,12 +1108,11 @@ pub fn ntp_control(b: &[u8]) -> Option<Found> {
 /// LDAP (RFC 4511) reply to a rootDSE search: searchResEntry (with
 /// vendorName/vendorVersion when published) or searchResDone.
 pub fn ldap(b: &[u8]) -> Option<Found> {
-    let (t, msg) = ber(b, 0)
-        .or_else(|| {
-            // A reply longer than what was read: accept the header alone.
-            let l0 = *b.get(1)?;
-            (b.first() == Some(&0x30) && l0 & 0x80 != 0).then_some((0x30, 2..b.len()))
-        })?;
+    let (t, msg) = ber(b, 0).or_else(|| {
+        // A reply longer than what was read: accept the header alone.
+        let l0 = *b.get(1)?;
+        (b.first() == Some(&0x30) && l0 & 0x80 != 0).then_some((0x30, 2..b.len()))
+    })?;
     if t != 0x30 {
         return None;
     }
@@ -1267,7 +1318,8 @@ fn bson_str(doc: &[u8], key: &[u8]) -> Option<String> {
 /// MongoDB OP_MSG (opcode 2013) reply to `buildInfo`.
 pub fn mongodb(b: &[u8]) -> Option<Found> {
     let len = u32le(b, 0)? as usize;
-    if !(21..=16 * 1024 * 1024).contains(&len) || u32le(b, 8)? != crate::version::table::MONGO_REQ_ID
+    if !(21..=16 * 1024 * 1024).contains(&len)
+        || u32le(b, 8)? != crate::version::table::MONGO_REQ_ID
     {
         return None;
     }
@@ -1402,7 +1454,12 @@ mod tests {
         let f = ssh(b"SSH-2.0-dropbear_2022.83\r\n").unwrap();
         assert_eq!(
             pv(&f),
-            ("ssh", Some("Dropbear sshd"), Some("2022.83"), Some("protocol 2.0"))
+            (
+                "ssh",
+                Some("Dropbear sshd"),
+                Some("2022.83"),
+                Some("protocol 2.0")
+            )
         );
     }
 
@@ -1419,7 +1476,10 @@ mod tests {
     #[test]
     fn proftpd() {
         let f = ftp(b"220 ProFTPD 1.3.8 Server (Debian) [::ffff:198.18.0.2]\r\n").unwrap();
-        assert_eq!(pv(&f), ("ftp", Some("ProFTPD"), Some("1.3.8"), Some("Debian")));
+        assert_eq!(
+            pv(&f),
+            ("ftp", Some("ProFTPD"), Some("1.3.8"), Some("Debian"))
+        );
     }
 
     #[test]
@@ -1454,7 +1514,9 @@ mod tests {
     fn mysql_8_and_a_refused_host() {
         let mut g = vec![0x4a, 0, 0, 0, 0x0a];
         g.extend_from_slice(b"8.0.35\0");
-        g.extend_from_slice(&[0x0e, 0, 0, 0, b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', 0]);
+        g.extend_from_slice(&[
+            0x0e, 0, 0, 0, b'a', b'b', b'c', b'd', b'e', b'f', b'g', b'h', 0,
+        ]);
         let f = mysql(&g).unwrap();
         assert_eq!(pv(&f), ("mysql", Some("MySQL"), Some("8.0.35"), None));
         let mut e = vec![0x45, 0, 0, 0, 0xff, 0x6a, 0x04];
@@ -1507,7 +1569,10 @@ mod tests {
     #[test]
     fn memcached_1_6_18() {
         let f = memcached(&fx("memcached-1.6.18-version.bin")).unwrap();
-        assert_eq!(pv(&f), ("memcached", Some("Memcached"), Some("1.6.18"), None));
+        assert_eq!(
+            pv(&f),
+            ("memcached", Some("Memcached"), Some("1.6.18"), None)
+        );
     }
 
     #[test]
@@ -1564,7 +1629,12 @@ mod tests {
         let f = snmp(&fx("net-snmp-5.9.3-sysdescr.bin")).unwrap();
         assert_eq!(
             pv(&f),
-            ("snmp", Some("net-snmp"), None, Some("SNMPv1; community: public"))
+            (
+                "snmp",
+                Some("net-snmp"),
+                None,
+                Some("SNMPv1; community: public")
+            )
         );
         assert_eq!(f.hostname.as_deref(), Some("vm"));
         assert_eq!(f.ostype.as_deref(), Some("Linux"));
@@ -1575,7 +1645,10 @@ mod tests {
     #[test]
     fn chrony_ntp_mode4() {
         let f = ntp(&fx("chrony-4.3-mode4.bin")).unwrap();
-        assert_eq!(pv(&f), ("ntp", Some("NTP"), Some("v4"), Some("unsynchronized")));
+        assert_eq!(
+            pv(&f),
+            ("ntp", Some("NTP"), Some("v4"), Some("unsynchronized"))
+        );
         assert!(f.soft, "a READVAR may still name the daemon");
         // A reply that does not echo our timestamp is not ours.
         let mut other = fx("chrony-4.3-mode4.bin");
@@ -1659,17 +1732,32 @@ mod tests {
     fn openldap_rootdse_and_a_vendor() {
         // searchResEntry: objectName "", attributes { objectClass: top, OpenLDAProotDSE }.
         let vals = [tlv(0x04, b"top"), tlv(0x04, b"OpenLDAProotDSE")].concat();
-        let attr = tlv(0x30, &[tlv(0x04, b"objectClass"), tlv(0x31, &vals)].concat());
+        let attr = tlv(
+            0x30,
+            &[tlv(0x04, b"objectClass"), tlv(0x31, &vals)].concat(),
+        );
         let entry = tlv(0x64, &[tlv(0x04, b""), tlv(0x30, &attr)].concat());
         let msg = tlv(0x30, &[tlv(0x02, &[1]), entry].concat());
         let f = ldap(&msg).unwrap();
         assert_eq!(pv(&f), ("ldap", Some("OpenLDAP"), None, None));
         let a = |k: &[u8], v: &[u8]| tlv(0x30, &[tlv(0x04, k), tlv(0x31, &tlv(0x04, v))].concat());
-        let attrs = [a(b"vendorName", b"389 Project"), a(b"vendorVersion", b"389-Directory/2.3.4")].concat();
+        let attrs = [
+            a(b"vendorName", b"389 Project"),
+            a(b"vendorVersion", b"389-Directory/2.3.4"),
+        ]
+        .concat();
         let entry = tlv(0x64, &[tlv(0x04, b""), tlv(0x30, &attrs)].concat());
         let msg = tlv(0x30, &[tlv(0x02, &[1]), entry].concat());
         let f = ldap(&msg).unwrap();
-        assert_eq!(pv(&f), ("ldap", Some("389 Project"), Some("389-Directory/2.3.4"), None));
+        assert_eq!(
+            pv(&f),
+            (
+                "ldap",
+                Some("389 Project"),
+                Some("389-Directory/2.3.4"),
+                None
+            )
+        );
     }
 
     #[test]
@@ -1684,7 +1772,10 @@ mod tests {
         let mut b = vec![0, 0, 0, smb.len() as u8];
         b.extend_from_slice(&smb);
         let f = smb2_or_none(&b);
-        assert_eq!(pv(&f), ("microsoft-ds", None, None, Some("SMB dialect 3.0.2")));
+        assert_eq!(
+            pv(&f),
+            ("microsoft-ds", None, None, Some("SMB dialect 3.0.2"))
+        );
     }
 
     fn smb2_or_none(b: &[u8]) -> Found {
@@ -1754,7 +1845,10 @@ mod tests {
         b.extend_from_slice(&payload);
         b.push(0xce);
         let f = amqp(&b).unwrap();
-        assert_eq!(pv(&f), ("amqp", Some("RabbitMQ"), Some("3.12.1"), Some("AMQP 0-9")));
+        assert_eq!(
+            pv(&f),
+            ("amqp", Some("RabbitMQ"), Some("3.12.1"), Some("AMQP 0-9"))
+        );
         assert_eq!(f.cpe, ["cpe:/a:vmware:rabbitmq:3.12.1"]);
         assert_eq!(
             amqp(b"AMQP\x00\x00\x09\x01").unwrap().extrainfo.as_deref(),
@@ -1780,7 +1874,12 @@ mod tests {
         let f = http(b).unwrap();
         assert_eq!(
             pv(&f),
-            ("http", Some("Elasticsearch REST API"), Some("8.11.1"), Some("cluster: lab"))
+            (
+                "http",
+                Some("Elasticsearch REST API"),
+                Some("8.11.1"),
+                Some("cluster: lab")
+            )
         );
     }
 
@@ -1788,11 +1887,17 @@ mod tests {
     fn docker_engine_api() {
         let b = b"HTTP/1.1 200 OK\r\nApi-Version: 1.43\r\nContent-Type: application/json\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/24.0.7 (linux)\r\nDate: Sun, 06 Dec 2026 00:10:21 GMT\r\nConnection: close\r\n\r\n{\"Platform\":{\"Name\":\"Docker Engine - Community\"},\"Version\":\"24.0.7\",\"ApiVersion\":\"1.43\",\"MinAPIVersion\":\"1.12\",\"Os\":\"linux\",\"Arch\":\"amd64\"}\n";
         let f = http(b).unwrap();
-        assert_eq!(pv(&f), ("docker", Some("Docker"), Some("24.0.7"), Some("API 1.43")));
+        assert_eq!(
+            pv(&f),
+            ("docker", Some("Docker"), Some("24.0.7"), Some("API 1.43"))
+        );
         // GET / on the Docker socket port: a 404 that still names it.
         let nf = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nServer: Docker/24.0.7 (linux)\r\n\r\n{\"message\":\"page not found\"}\n";
         let g = http(nf).unwrap();
-        assert_eq!(pv(&g), ("docker", Some("Docker"), Some("24.0.7"), Some("linux")));
+        assert_eq!(
+            pv(&g),
+            ("docker", Some("Docker"), Some("24.0.7"), Some("linux"))
+        );
     }
 
     #[test]
@@ -1801,7 +1906,12 @@ mod tests {
         let f = http(v).unwrap();
         assert_eq!(
             pv(&f),
-            ("kubernetes", Some("Kubernetes API server"), Some("1.28.3"), Some("linux/amd64"))
+            (
+                "kubernetes",
+                Some("Kubernetes API server"),
+                Some("1.28.3"),
+                Some("linux/amd64")
+            )
         );
         let denied = b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n\r\n{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/\\\"\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}";
         let g = http(denied).unwrap();
@@ -1824,10 +1934,15 @@ mod tests {
             pv(&rsync(b"@RSYNCD: 31.0\n").unwrap()),
             ("rsync", None, None, Some("protocol version 31.0"))
         );
-        let n = nntp(b"200 news.example.test InterNetNews server INN 2.7.1 ready (transit mode)\r\n").unwrap();
+        let n =
+            nntp(b"200 news.example.test InterNetNews server INN 2.7.1 ready (transit mode)\r\n")
+                .unwrap();
         assert_eq!(pv(&n), ("nntp", Some("INN"), Some("2.7.1"), None));
         let z = zookeeper(b"Zookeeper version: 3.8.3-6ad6d364c7c0bcf0de452d54ebefa3058098ab56, built on 2023-10-05 10:34 UTC\nLatency min/avg/max: 0/0.0/0\nMode: standalone\n").unwrap();
-        assert_eq!(pv(&z), ("zookeeper", Some("Zookeeper"), Some("3.8.3"), None));
+        assert_eq!(
+            pv(&z),
+            ("zookeeper", Some("Zookeeper"), Some("3.8.3"), None)
+        );
         assert_eq!(
             pv(&socks5(b"\x05\x00").unwrap()),
             ("socks5", None, None, Some("no authentication"))
@@ -1854,47 +1969,16 @@ mod tests {
         let f = mssql(&b).unwrap();
         assert_eq!(
             pv(&f),
-            ("ms-sql-s", Some("Microsoft SQL Server 2019"), Some("15.0.2000"), None)
+            (
+                "ms-sql-s",
+                Some("Microsoft SQL Server 2019"),
+                Some("15.0.2000"),
+                None
+            )
         );
     }
 
     // ----- hostile and malformed input ---------------------------------------
-
-    /// Every matcher, for the robustness tests.
-    fn all() -> Vec<(&'static str, fn(&[u8]) -> Option<Found>)> {
-        vec![
-            ("ssh", ssh),
-            ("ftp", ftp),
-            ("smtp", smtp),
-            ("pop3", pop3),
-            ("imap", imap),
-            ("mysql", mysql),
-            ("vnc", vnc),
-            ("telnet", telnet),
-            ("rsync", rsync),
-            ("nntp", nntp),
-            ("http", http),
-            ("rtsp", rtsp),
-            ("sip", sip),
-            ("redis", redis),
-            ("memcached", memcached),
-            ("zookeeper", zookeeper),
-            ("postgresql", postgresql),
-            ("dns", dns),
-            ("dns_tcp", dns_tcp),
-            ("snmp", snmp),
-            ("ntp", ntp),
-            ("ntp_control", ntp_control),
-            ("ldap", ldap),
-            ("smb", smb),
-            ("rdp", rdp),
-            ("mqtt", mqtt),
-            ("amqp", amqp),
-            ("mongodb", mongodb),
-            ("mssql", mssql),
-            ("socks5", socks5),
-        ]
-    }
 
     fn fixtures() -> Vec<(String, Vec<u8>)> {
         let dir = format!("{}/src/version/fixtures", env!("CARGO_MANIFEST_DIR"));
@@ -1902,7 +1986,12 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
             .collect();
         v.sort();
         v
@@ -1910,11 +1999,11 @@ mod tests {
 
     #[test]
     fn no_prefix_or_mutation_of_any_fixture_panics() {
-        let all = all();
+        let all = ALL;
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for (_, b) in fixtures() {
             for cut in 0..=b.len().min(600) {
-                for (_, m) in &all {
+                for (_, m) in all {
                     let _ = m(&b[..cut]);
                 }
             }
@@ -1929,7 +2018,7 @@ mod tests {
                         *c = (seed >> 32) as u8;
                     }
                 }
-                for (_, m) in &all {
+                for (_, m) in all {
                     let _ = m(&x);
                 }
             }
@@ -1946,7 +2035,7 @@ mod tests {
             s ^= s << 5;
             *c = s as u8;
         }
-        for (name, m) in all() {
+        for (name, m) in ALL {
             assert_eq!(m(&[]), None, "{name} on nothing");
             assert_eq!(m(&noise), None, "{name} on random bytes");
             assert_eq!(m(&[0xff; 4096]), None, "{name} on 0xff");

@@ -270,7 +270,9 @@ mod tests {
     #[test]
     fn waits_follow_the_rtt_within_bounds() {
         let lab = Waits::for_rtt(Some(Duration::from_micros(60)));
-        assert!(lab.banner >= Duration::from_millis(500) && lab.banner < Duration::from_millis(501));
+        assert!(
+            lab.banner >= Duration::from_millis(500) && lab.banner < Duration::from_millis(501)
+        );
         assert!(lab.banner_short < Duration::from_millis(61));
         let far = Waits::for_rtt(Some(Duration::from_millis(300)));
         assert_eq!(far.reply, Duration::from_millis(2200));

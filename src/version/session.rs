@@ -158,7 +158,12 @@ fn exchange(ctx: &Ctx, conn: &mut Conn, send: &[u8], first: Duration) -> (Vec<u8
                 }
                 wait = ctx.waits.idle;
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 break;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -237,9 +242,7 @@ fn sequence(
             },
         };
         let first = match p.kind {
-            Kind::Listen if table::client_speaks_first(ctx.port, in_tls) => {
-                ctx.waits.banner_short
-            }
+            Kind::Listen if table::client_speaks_first(ctx.port, in_tls) => ctx.waits.banner_short,
             Kind::Listen => ctx.waits.banner,
             _ => ctx.waits.reply,
         };
@@ -344,7 +347,12 @@ fn udp_exchange(ctx: &Ctx, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
             buf.truncate(n);
             Ok(Some(buf))
         }
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e),

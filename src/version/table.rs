@@ -20,14 +20,14 @@
 //!   `TCP_FALLBACK` (strong text matchers only, so that binary garbage is
 //!   not mistaken for a binary protocol).
 
-use super::matchers::{self as m, Found};
+use super::matchers::{self as m, Found, MatchFn};
 use crate::probe::Proto;
 
 /// One matcher: the service it recognises and the function that reads a reply.
 #[derive(Clone, Copy)]
 pub struct Matcher {
     pub service: &'static str,
-    pub check: fn(&[u8]) -> Option<Found>,
+    pub check: MatchFn,
 }
 
 impl std::fmt::Debug for Matcher {
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Matcher {
     }
 }
 
-const fn mt(service: &'static str, check: fn(&[u8]) -> Option<Found>) -> Matcher {
+const fn mt(service: &'static str, check: MatchFn) -> Matcher {
     Matcher { service, check }
 }
 
@@ -96,8 +96,20 @@ const M_MEMCACHED: Matcher = mt("memcached", m::memcached);
 /// Tried on every TCP reply after the probe's own matchers: text
 /// protocols that announce themselves unmistakably.
 pub static TCP_FALLBACK: &[Matcher] = &[
-    M_SSH, M_SMTP, M_FTP, M_POP3, M_IMAP, M_MYSQL, M_VNC, M_RSYNC, M_NNTP, M_HTTP, M_RTSP, M_SIP,
-    M_REDIS, M_MEMCACHED,
+    M_SSH,
+    M_SMTP,
+    M_FTP,
+    M_POP3,
+    M_IMAP,
+    M_MYSQL,
+    M_VNC,
+    M_RSYNC,
+    M_NNTP,
+    M_HTTP,
+    M_RTSP,
+    M_SIP,
+    M_REDIS,
+    M_MEMCACHED,
 ];
 
 const BANNERS: &[Matcher] = &[
@@ -179,8 +191,8 @@ pub const TLS_PORTS: &[u16] = &[
 ];
 
 const HTTP_PORTS: &[u16] = &[
-    80, 81, 280, 591, 2375, 3000, 5000, 5601, 5984, 7001, 8000, 8008, 8080, 8081, 8088, 8888,
-    9000, 9090, 9200, 9201,
+    80, 81, 280, 591, 2375, 3000, 5000, 5601, 5984, 7001, 8000, 8008, 8080, 8081, 8088, 8888, 9000,
+    9090, 9200, 9201,
 ];
 const HTTPS_PORTS: &[u16] = &[443, 2376, 4443, 6443, 8443, 9443, 10250];
 
@@ -189,7 +201,9 @@ pub static TCP_PROBES: &[Probe] = &[
         name: "NULL",
         proto: Proto::Tcp,
         kind: Kind::Listen,
-        ports: &[21, 22, 23, 25, 110, 119, 143, 587, 873, 2222, 3306, 5900, 5901],
+        ports: &[
+            21, 22, 23, 25, 110, 119, 143, 587, 873, 2222, 3306, 5900, 5901,
+        ],
         tls_ports: &[465, 563, 990, 992, 993, 995],
         rarity: 1,
         matchers: BANNERS,
@@ -551,7 +565,10 @@ mod tests {
     #[test]
     fn binary_requests_have_consistent_lengths() {
         let pg = send(by_name("PostgresStartup"));
-        assert_eq!(u32::from_be_bytes(pg[..4].try_into().unwrap()) as usize, pg.len());
+        assert_eq!(
+            u32::from_be_bytes(pg[..4].try_into().unwrap()) as usize,
+            pg.len()
+        );
         let dns = send(by_name("DNSVersionBindTCP"));
         assert_eq!(u16::from_be_bytes([dns[0], dns[1]]) as usize, dns.len() - 2);
         assert_eq!(&dns[2..], send(by_name("DNSVersionBind")));
@@ -563,10 +580,19 @@ mod tests {
         assert_eq!(tlv(ldap).2, ldap.len());
         assert_eq!(5 + tlv(&ldap[5..]).2, ldap.len());
         let mongo = send(by_name("MongoBuildInfo"));
-        assert_eq!(u32::from_le_bytes(mongo[..4].try_into().unwrap()) as usize, mongo.len());
-        assert_eq!(u32::from_le_bytes(mongo[21..25].try_into().unwrap()) as usize, mongo.len() - 21);
+        assert_eq!(
+            u32::from_le_bytes(mongo[..4].try_into().unwrap()) as usize,
+            mongo.len()
+        );
+        assert_eq!(
+            u32::from_le_bytes(mongo[21..25].try_into().unwrap()) as usize,
+            mongo.len() - 21
+        );
         let smb = send(by_name("SMB2Negotiate"));
-        assert_eq!(u32::from_be_bytes(smb[..4].try_into().unwrap()) as usize, smb.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(smb[..4].try_into().unwrap()) as usize,
+            smb.len() - 4
+        );
         // 64-byte SMB2 header, then the NEGOTIATE body (StructureSize 36).
         assert_eq!(&smb[4..8], b"\xfeSMB");
         assert_eq!(&smb[68..70], &[0x24, 0]);

@@ -46,7 +46,10 @@ impl TlsInfo {
             parts.push(format!("Subject: commonName={cn}"));
         }
         if !self.sans.is_empty() {
-            parts.push(format!("Subject Alternative Name: {}", self.sans.join(", ")));
+            parts.push(format!(
+                "Subject Alternative Name: {}",
+                self.sans.join(", ")
+            ));
         }
         if let Some(i) = &self.issuer {
             parts.push(format!("Issuer: {i}"));
@@ -259,10 +262,7 @@ mod tests {
         let der = include_bytes!("fixtures/selfsigned-cert.der");
         let c = cert_summary(der).expect("parses");
         assert_eq!(c.subject_cn.as_deref(), Some("lab.rawscan.test"));
-        assert_eq!(
-            c.sans,
-            ["DNS:lab.rawscan.test", "IP Address:198.18.0.2"]
-        );
+        assert_eq!(c.sans, ["DNS:lab.rawscan.test", "IP Address:198.18.0.2"]);
         assert_eq!(c.issuer.as_deref(), Some("CN=lab.rawscan.test"));
         assert_eq!(c.not_before.as_deref(), Some("2026-12-06T00:12:50"));
         assert_eq!(c.not_after.as_deref(), Some("2027-01-05T00:12:50"));

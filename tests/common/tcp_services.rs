@@ -112,7 +112,15 @@ impl Lab {
         let key = wd.join("host_ed25519");
         self.setup_cmd(
             "ssh-keygen",
-            &["-q", "-t", "ed25519", "-N", "", "-f", &key.display().to_string()],
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                &key.display().to_string(),
+            ],
         );
         let mut conf = format!(
             "ListenAddress {TARGET_IP}\nHostKey {}\nPidFile {}\nUsePAM no\n",
@@ -221,12 +229,7 @@ impl Lab {
         std::fs::create_dir_all("/var/run/vsftpd/empty").expect("mkdir /var/run/vsftpd/empty");
         let conf_path = wd.join("vsftpd.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        self.spawn_daemon(
-            "vsftpd",
-            "vsftpd",
-            &[conf_path.display().to_string()],
-            &[],
-        );
+        self.spawn_daemon("vsftpd", "vsftpd", &[conf_path.display().to_string()], &[]);
         self.wait_tcp("vsftpd", 21);
     }
 
