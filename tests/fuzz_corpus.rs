@@ -4,9 +4,9 @@
 
 use rawscan::probe::Cookies;
 use rawscan::validate::validate;
-use rawscan::wire::payloads::{self, CookieCheck};
 use rawscan::version::matchers::ALL as MATCHERS;
 use rawscan::version::table;
+use rawscan::wire::payloads::{self, CookieCheck};
 use rawscan::wire::{Packet, parse_ip};
 use std::path::Path;
 
@@ -87,5 +87,9 @@ fn version_matcher_corpus_never_panics_and_names_its_captures() {
         }
     }
     // Whole captures are named by the matcher the seed picks.
-    assert!(named * 2 >= inputs.len(), "only {named} of {} named", inputs.len());
+    assert!(
+        named * 2 >= inputs.len(),
+        "only {named} of {} named",
+        inputs.len()
+    );
 }

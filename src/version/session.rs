@@ -358,3 +358,178 @@ fn udp_exchange(ctx: &Ctx, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The conversation against loopback services run by the test itself.
+    use super::*;
+    use crate::probe::ProbeKey;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::thread;
+
+    /// A loopback TCP service: `serve(conn)` per connection, until dropped.
+    struct Svc {
+        port: u16,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl Drop for Svc {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn serve(f: fn(TcpStream, &AtomicBool)) -> Svc {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        thread::spawn(move || {
+            while !s2.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        let s3 = s2.clone();
+                        let _ = c.set_nonblocking(false);
+                        thread::spawn(move || f(c, &s3));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Svc { port, stop }
+    }
+
+    fn target(port: u16, proto: Proto) -> Target {
+        Target {
+            key: ProbeKey {
+                ip: "127.0.0.1".parse().unwrap(),
+                port,
+                proto,
+            },
+            rtt: Some(Duration::from_micros(50)),
+        }
+    }
+
+    fn run(t: Target, limit: Duration, stop: &AtomicUsize) -> (Service, Duration) {
+        let opts = Options {
+            port_limit: limit,
+            ..Options::default()
+        };
+        let t0 = Instant::now();
+        let s = identify_port(&t, &opts, stop);
+        (s, t0.elapsed())
+    }
+
+    #[test]
+    fn a_banner_is_read_first() {
+        let svc = serve(|mut c, _| {
+            let _ = c.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n");
+            thread::sleep(Duration::from_secs(2));
+        });
+        let (s, _) = run(
+            target(svc.port, Proto::Tcp),
+            Duration::from_secs(5),
+            &AtomicUsize::new(0),
+        );
+        assert_eq!(s.name, "ssh");
+        assert_eq!(
+            s.version_line(),
+            "OpenSSH 9.2p1 Debian 2+deb12u10 (protocol 2.0)"
+        );
+        assert_eq!(s.method, super::super::Method::Probed);
+    }
+
+    #[test]
+    fn a_silent_service_gets_the_request_on_the_same_connection() {
+        // Answers only the first thing it reads, and only if it is a GET;
+        // any later connection is a one-shot (so reuse is what makes it work).
+        let svc = serve(|mut c, _| {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut b = [0u8; 256];
+            if let Ok(n) = c.read(&mut b)
+                && b[..n].starts_with(b"GET / ")
+            {
+                let _ = c.write_all(b"HTTP/1.0 200 OK\r\nServer: Caddy\r\n\r\n<title>x</title>");
+            }
+        });
+        let (s, took) = run(
+            target(svc.port, Proto::Tcp),
+            Duration::from_secs(5),
+            &AtomicUsize::new(0),
+        );
+        assert_eq!(
+            (s.name.as_str(), s.product.as_deref()),
+            ("http", Some("Caddy httpd"))
+        );
+        assert_eq!(s.details, [("http-title".to_string(), "x".to_string())]);
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn endless_data_stops_at_the_port_limit() {
+        let svc = serve(|mut c, stop| {
+            let junk = [0x41u8; 8192];
+            while !stop.load(Ordering::SeqCst) && c.write_all(&junk).is_ok() {}
+        });
+        let (s, took) = run(
+            target(svc.port, Proto::Tcp),
+            Duration::from_millis(1500),
+            &AtomicUsize::new(0),
+        );
+        assert_eq!(s.method, super::super::Method::Table);
+        assert!(took < Duration::from_millis(2500), "{took:?}");
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_conversation() {
+        let svc = serve(|_, stop| {
+            while !stop.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let (s, took) = run(
+            target(svc.port, Proto::Tcp),
+            Duration::from_secs(10),
+            &AtomicUsize::new(1),
+        );
+        assert_eq!(s.method, super::super::Method::Table);
+        assert!(took < Duration::from_millis(500), "{took:?}");
+    }
+
+    #[test]
+    fn a_closed_port_ends_at_once() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (s, took) = run(
+            target(port, Proto::Tcp),
+            Duration::from_secs(10),
+            &AtomicUsize::new(0),
+        );
+        assert_eq!(s.method, super::super::Method::Table);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+
+    #[test]
+    fn udp_version_bind() {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let reply = include_bytes!("fixtures/dnsmasq-2.90-version-bind-udp.bin");
+        thread::spawn(move || {
+            let mut b = [0u8; 512];
+            if let Ok((_, peer)) = sock.recv_from(&mut b) {
+                let _ = sock.send_to(reply, peer);
+            }
+        });
+        let (s, _) = run(
+            target(port, Proto::Udp),
+            Duration::from_secs(5),
+            &AtomicUsize::new(0),
+        );
+        assert_eq!(s.version_line(), "dnsmasq 2.90");
+    }
+}

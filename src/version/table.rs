@@ -499,9 +499,10 @@ pub fn client_speaks_first(port: u16, tls: bool) -> bool {
     let null_likely = TCP_PROBES
         .iter()
         .any(|p| matches!(p.kind, Kind::Listen) && p.likely(port, tls));
+    // A TLS handshake is client-first too.
     let other_likely = TCP_PROBES
         .iter()
-        .any(|p| matches!(p.kind, Kind::Send(_)) && p.likely(port, tls));
+        .any(|p| !matches!(p.kind, Kind::Listen) && p.likely(port, tls));
     other_likely && !null_likely
 }
 
@@ -634,6 +635,12 @@ mod tests {
         assert!(!client_speaks_first(22, false));
         assert!(!client_speaks_first(40000, false));
         assert!(client_speaks_first(443, true));
+        assert!(
+            client_speaks_first(443, false),
+            "TLS starts with the client"
+        );
+        // Implicit-TLS mail ports: short wait in clear, the greeting inside.
+        assert!(client_speaks_first(993, false));
         assert!(!client_speaks_first(993, true));
     }
 }
