@@ -375,6 +375,29 @@ fn real_daemons_are_named_with_their_package_versions_and_agree_with_nmap() {
         theirs.extend(xml_services(&std::fs::read_to_string(&nxml).unwrap()));
     }
     let nmap_time = t1.elapsed();
+
+    // ndiff reads both documents and lines up the service versions.
+    let nd_out = std::process::Command::new(find_tool("ndiff").expect("ndiff"))
+        .arg(wd.join("nmap-sS.xml"))
+        .arg(&xml)
+        .output()
+        .unwrap();
+    let nd_text = text(&nd_out.stdout);
+    assert!(
+        matches!(nd_out.status.code(), Some(0 | 1)),
+        "ndiff failed: {}",
+        text(&nd_out.stderr)
+    );
+    assert!(
+        !nd_text.contains("22/tcp"),
+        "ndiff sees a difference on 22/tcp:\n{nd_text}"
+    );
+    assert!(
+        nd_text
+            .lines()
+            .any(|l| l.starts_with('+') && l.contains("3306/tcp") && l.contains("MariaDB")),
+        "ndiff does not show rawscan's 3306/tcp product:\n{nd_text}"
+    );
     let mut compared = 0;
     let mut disagree = Vec::new();
     for (k, s) in &ours {
