@@ -89,9 +89,9 @@ fn status(ip: &IpAddr, results: &[PortResult], summary: &Summary) -> (&'static s
     }
 }
 
-/// A `-sV` result: `<service … method="probed" conf="10"><cpe>…</cpe></service>`
-/// and its details as `<script id= output=/>` (nmap.dtd: port has
-/// `service?, script*`).
+/// A `-sV` result: `<service … method="probed" conf="10"><cpe>…</cpe></service>`.
+/// Its details (page title, certificate, sysDescr) go to the host's
+/// `<hostscript>` (see `write_hostscript`).
 fn write_service(w: &mut dyn Write, s: &crate::version::Service) -> io::Result<()> {
     write!(w, "<service name=\"{}\"", esc(&s.name))?;
     for (attr, v) in [
@@ -117,9 +117,6 @@ fn write_service(w: &mut dyn Write, s: &crate::version::Service) -> io::Result<(
             write!(w, "<cpe>{}</cpe>", esc(c))?;
         }
         write!(w, "</service>")?;
-    }
-    for (id, out) in s.script_lines() {
-        write!(w, "<script id=\"{}\" output=\"{}\"/>", esc(&id), esc(&out))?;
     }
     Ok(())
 }
@@ -196,6 +193,32 @@ fn write_ports(
     writeln!(w, "</ports>")
 }
 
+/// The `-sV` details of a host's ports in ONE `<hostscript><script
+/// id="rawscan-service">`, a line per fact (`443/tcp ssl-cert: …`). Not
+/// per-port `<script>`s: ndiff 7.93 (Python 3) fails on a port whose
+/// scripts differ while its service columns agree, and on two scripts in
+/// one port or host, so anything else breaks `ndiff` against nmap -sV.
+fn write_hostscript(
+    w: &mut dyn Write,
+    ip: &IpAddr,
+    services: &crate::version::Services,
+) -> io::Result<()> {
+    let mut lines = Vec::new();
+    for (k, s) in services.iter().filter(|(k, _)| k.ip == *ip) {
+        for (id, out) in s.script_lines() {
+            lines.push(format!("{}/{} {id}: {out}", k.port, k.proto));
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "<hostscript><script id=\"rawscan-service\" output=\"{}\"/></hostscript>",
+        esc(&lines.join("\n"))
+    )
+}
+
 /// `<times>`: srtt is the smallest first-attempt round trip the engine
 /// measured (µs); rttvar is not measured (0); `to` follows nmap's rule
 /// srtt + 4·rttvar with its 100 ms floor.
@@ -269,6 +292,7 @@ pub fn write(
         writeln!(w, "<address addr=\"{ip}\" addrtype=\"{addrtype}\"/>")?;
         writeln!(w, "<hostnames/>")?;
         write_ports(w, results, view, &report.services)?;
+        write_hostscript(w, ip, &report.services)?;
         if let Some(l) = summary.up.get(ip).and_then(|h| h.latency) {
             write_times(w, l)?;
         }
@@ -452,7 +476,13 @@ pub(crate) mod tests {
         write(&mut out, &info(), &report, &summary, &View::default()).unwrap();
         let doc = String::from_utf8(out).unwrap();
         assert!(doc.contains("<service name=\"ssh\" product=\"OpenSSH\" version=\"9.2p1 Debian 2+deb12u3\" extrainfo=\"protocol 2.0\" ostype=\"Linux\" method=\"probed\" conf=\"10\"><cpe>cpe:/a:openbsd:openssh:9.2p1</cpe></service></port>"), "{doc}");
-        assert!(doc.contains("<service name=\"http\" product=\"nginx &quot;&lt;&amp;&gt;&quot;\" version=\"1.22.1\" tunnel=\"ssl\" method=\"probed\" conf=\"10\"/><script id=\"http-title\" output=\"a &lt;b&gt; &amp; \u{FFFD}\"/><script id=\"ssl-cert\" output=\"Subject: commonName=lab.rawscan.test;"), "{doc}");
+        assert!(doc.contains("<service name=\"http\" product=\"nginx &quot;&lt;&amp;&gt;&quot;\" version=\"1.22.1\" tunnel=\"ssl\" method=\"probed\" conf=\"10\"/></port>"), "{doc}");
+        assert!(doc.contains("</ports>\n<hostscript><script id=\"rawscan-service\" output=\"80/tcp http-title: a &lt;b&gt; &amp; \u{FFFD}&#10;80/tcp ssl-cert: Subject: commonName=lab.rawscan.test;"), "{doc}");
+        assert_eq!(
+            doc.matches("<script ").count(),
+            1,
+            "one script element per host: {doc}"
+        );
         assert!(doc.contains("<service name=\"domain\" product=\"dnsmasq\" version=\"2.90\" method=\"probed\" conf=\"10\"><cpe>"), "{doc}");
         // Ports -sV did not probe keep the table name.
         assert!(doc.contains("portid=\"443\"><state state=\"filtered\" reason=\"no-response\" reason_ttl=\"0\"/><service name=\"https\" method=\"table\" conf=\"3\"/>"), "{doc}");
@@ -683,7 +713,28 @@ pub(crate) mod tests {
             !text.contains("2001:db8::7"),
             "unchanged host listed:\n{text}"
         );
+        // With -sV results (one port with several facts): ndiff still reads
+        // it and shows the versions.
+        let (mut report, summary) = scan(PortState::Open);
+        with_services(&mut report);
+        let mut out = Vec::new();
+        write(&mut out, &info(), &report, &summary, &View::default()).unwrap();
+        let c = scratch_file("ndiff-c.xml", &out);
+        let sv = run(&a, &c);
+        let text = String::from_utf8_lossy(&sv.stdout);
+        assert_eq!(
+            sv.status.code(),
+            Some(1),
+            "{text}{}",
+            String::from_utf8_lossy(&sv.stderr)
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with('+') && l.contains("22/tcp") && l.contains("OpenSSH 9.2p1")),
+            "{text}"
+        );
         let _ = std::fs::remove_file(&a);
         let _ = std::fs::remove_file(&b);
+        let _ = std::fs::remove_file(&c);
     }
 }
