@@ -484,8 +484,10 @@ pub fn telnet(b: &[u8]) -> Option<Found> {
 /// rsync daemon greeting: `@RSYNCD: 31.0`.
 pub fn rsync(b: &[u8]) -> Option<Found> {
     let line = text(first_line(b));
-    let v = line.strip_prefix("@RSYNCD: ")?;
-    Some(Found::new("rsync").extra(format!("protocol version {}", v.trim())))
+    // "@RSYNCD: 32.0 sha512 sha256 …": the version, then (3.2+) checksums.
+    let v = line.strip_prefix("@RSYNCD: ")?.split_whitespace().next()?;
+    leading_version(v)?;
+    Some(Found::new("rsync").extra(format!("protocol version {v}")))
 }
 
 /// NNTP greeting (RFC 3977 §5.1): `200`/`201` text.
@@ -1670,12 +1672,31 @@ mod tests {
     // ----- written out as these servers send them ---------------------------
 
     #[test]
-    fn dovecot_pop3_and_imap() {
-        let p = pop3(b"+OK Dovecot (Debian) ready.\r\n").unwrap();
+    fn dovecot_2_3_pop3_and_imap() {
+        let p = pop3(&fx("dovecot-2.3.19-pop3-greeting.bin")).unwrap();
         assert_eq!(pv(&p), ("pop3", Some("Dovecot pop3d"), None, None));
-        let i = imap(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN] Dovecot (Debian) ready.\r\n").unwrap();
+        assert_eq!(p.ostype.as_deref(), Some("Linux"));
+        let i = imap(&fx("dovecot-2.3.19-imap-greeting.bin")).unwrap();
         assert_eq!(pv(&i), ("imap", Some("Dovecot imapd"), None, None));
         assert!(pop3(b"* OK x\r\n").is_none() && imap(b"+OK x\r\n").is_none());
+    }
+
+    #[test]
+    fn openldap_2_5_rootdse_capture() {
+        let f = ldap(&fx("openldap-2.5-rootdse.bin")).unwrap();
+        assert_eq!(pv(&f), ("ldap", Some("OpenLDAP"), None, None));
+    }
+
+    #[test]
+    fn telnetd_rsync_mosquitto_dante_captures() {
+        let t = telnet(&fx("inetutils-telnetd-2.4-negotiation.bin")).unwrap();
+        assert_eq!(t.service, "telnet");
+        let r = rsync(&fx("rsync-3.5.0-greeting.bin")).unwrap();
+        assert_eq!(pv(&r), ("rsync", None, None, Some("protocol version 32.0")));
+        let m = mqtt(&fx("mosquitto-2.0.11-connack.bin")).unwrap();
+        assert_eq!(pv(&m), ("mqtt", None, None, Some("not authorized")));
+        let s = socks5(&fx("dante-1.4.2-method.bin")).unwrap();
+        assert_eq!(pv(&s), ("socks5", None, None, Some("no authentication")));
     }
 
     /// A BSON document from (name, value) string pairs plus `ok: 1.0`.
