@@ -18,18 +18,24 @@
 #                under GNU parallel, merged with `rawscan merge`.
 #                OLD_RAWSCAN_BIN=path also runs the two big sweeps with
 #                another rawscan binary (peak RSS before a change).
+#   sv           -sV over real daemons (OpenSSH, nginx HTTP/HTTPS/2222, vsftpd,
+#                Exim, MariaDB, PostgreSQL, Redis, memcached, dnsmasq TCP+UDP,
+#                chronyd, snmpd): rawscan vs nmap, each as a TCP run then a
+#                UDP run (N_SV runs; time = both), and their agreement on
+#                product and version per service
 # Each scenario gets a fresh lab.  masscan runs the TCP and sweep scenarios.
 #
 # Environment:
 #   N=5                   TCP runs per tool (median wall time is reported)
 #   N_UDP=1               UDP runs per tool and scenario
+#   N_SV=3                -sV runs per tool
 #   RAWSCAN_ARGS="-T4"    rawscan's TCP timing (same template as nmap's -T4)
 #   NMAP_ARGS="-T4"       nmap's TCP timing
 #   RAWSCAN_UDP_ARGS=""   extra rawscan arguments for the UDP scenarios
 #   NMAP_UDP_ARGS=""      extra nmap arguments for the UDP scenarios
 #   RAWSCAN_BIN=...       binary to use (default: cargo build --release)
 #   TOOLS="rawscan nmap masscan"   which tools to run
-#   SCENARIOS="tcp udp-top100 udp-1024"   (sweep is not in the default list)
+#   SCENARIOS="tcp udp-top100 udp-1024 sv"   (sweep is not in the default list)
 #   OLD_RAWSCAN_BIN=...   sweep: a second rawscan to compare peak RSS with
 #
 # Lab: scanner namespace 198.18.0.1 <-veth-> target namespace 198.18.0.2, no
@@ -56,7 +62,8 @@ NMAP_ARGS=${NMAP_ARGS--T4}
 RAWSCAN_UDP_ARGS=${RAWSCAN_UDP_ARGS:-}
 NMAP_UDP_ARGS=${NMAP_UDP_ARGS:-}
 TOOLS=${TOOLS:-"rawscan nmap masscan"}
-SCENARIOS=${SCENARIOS:-"tcp udp-top100 udp-1024"}
+N_SV=${N_SV:-3}
+SCENARIOS=${SCENARIOS:-"tcp udp-top100 udp-1024 sv"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 SCANNER_IP=198.18.0.1
@@ -846,6 +853,210 @@ scenario_sweep() {
     lab_down
 }
 
+# TCP daemons of the sv scenario, only inside the target namespace, bound to
+# 198.18.0.2, config and state under $WORK/sv (same set-up as
+# tests/common/tcp_services.rs).
+sv_services() {
+    local d="$WORK/sv"
+    mkdir -p "$d/www" "$d/exim-spool" "$d/exim-log" "$d/redis" "$d/ftp"
+    chown Debian-exim "$d/exim-spool" "$d/exim-log"
+    chmod 755 "$WORK" "$d"
+    # sshd on 22 (host key made here; privilege-separation dir as Debian's unit makes it).
+    mkdir -p /run/sshd
+    ssh-keygen -q -t ed25519 -N '' -f "$d/ssh_host_ed25519_key"
+    printf '%s\n' "Port 22" "ListenAddress $TARGET_IP" "HostKey $d/ssh_host_ed25519_key" \
+        "PidFile $d/sshd.pid" "UsePAM no" >"$d/sshd_config"
+    in_target_bg "$d/sshd.log" /usr/sbin/sshd -D -e -f "$d/sshd_config"
+    # nginx: HTTP on 80 and on the unusual port 2222, HTTPS on 443 (self-signed).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+        -keyout "$d/tls.key" -out "$d/tls.crt" -subj "/CN=lab.rawscan.test" \
+        -addext "subjectAltName=DNS:lab.rawscan.test,IP:$TARGET_IP" 2>/dev/null
+    echo '<html><head><title>rawscan lab</title></head><body>lab</body></html>' >"$d/www/index.html"
+    cat >"$d/nginx.conf" <<NGX
+user root;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/nginx-error.log;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $d/nginx-body;
+    proxy_temp_path $d/nginx-proxy;
+    fastcgi_temp_path $d/nginx-fcgi;
+    uwsgi_temp_path $d/nginx-uwsgi;
+    scgi_temp_path $d/nginx-scgi;
+    server {
+        listen $TARGET_IP:80;
+        listen $TARGET_IP:2222;
+        listen $TARGET_IP:443 ssl;
+        ssl_certificate $d/tls.crt;
+        ssl_certificate_key $d/tls.key;
+        root $d/www;
+    }
+}
+NGX
+    in_target_bg "$d/nginx.log" nginx -e "$d/nginx-error.log" -c "$d/nginx.conf" -g 'daemon off;'
+    # vsftpd on 21 (no logins: it only has to greet).
+    printf '%s\n' listen=YES "listen_address=$TARGET_IP" listen_port=21 background=NO \
+        anonymous_enable=YES local_enable=NO no_anon_password=YES "anon_root=$d/ftp" seccomp_sandbox=NO \
+        secure_chroot_dir=/var/run/vsftpd/empty "vsftpd_log_file=$d/vsftpd.xfer" >"$d/vsftpd.conf"
+    in_target_bg "$d/vsftpd.log" vsftpd "$d/vsftpd.conf"
+    # redis on 6379, no persistence.
+    in_target_bg "$d/redis.log" redis-server --bind "$TARGET_IP" --port 6379 --dir "$d/redis" \
+        --save '' --appendonly no --daemonize no --protected-mode no
+    # memcached on 11211 (TCP only).
+    in_target_bg "$d/memcached.log" memcached -u root -l "$TARGET_IP" -p 11211 -U 0
+    # exim on 25: accepts connections, greets, refuses every recipient.
+    cat >"$d/exim.conf" <<EXIM
+primary_hostname = mail.rawscan.test
+daemon_smtp_ports = 25
+local_interfaces = $TARGET_IP
+spool_directory = $d/exim-spool
+log_file_path = $d/exim-log/%slog
+keep_environment =
+rfc1413_hosts =
+host_lookup =
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  deny
+EXIM
+    in_target_bg "$d/exim.log" exim4 -bdf -C "$d/exim.conf"
+    # mariadb on 3306: a fresh datadir; --skip-grant-tables so a remote
+    # client is greeted (no account matches the scanner's address).
+    mariadb-install-db --no-defaults --datadir="$d/mysql" --user=root \
+        --auth-root-authentication-method=normal --skip-test-db >"$d/mariadb-install.log" 2>&1 ||
+        { cat "$d/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
+    in_target_bg "$d/mariadb.log" mariadbd --no-defaults --datadir="$d/mysql" --user=root \
+        --socket="$d/mysql.sock" --pid-file="$d/mysql.pid" --bind-address="$TARGET_IP" \
+        --port=3306 --skip-grant-tables --skip-log-bin --innodb-buffer-pool-size=16M
+    # postgresql on 5432 (initdb refuses root: run as postgres).
+    mkdir -p "$d/pg" "$d/pgsock"
+    chown postgres "$d/pg" "$d/pgsock"
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$d/pg" -A trust -U postgres \
+        >"$d/initdb.log" 2>&1 || { cat "$d/initdb.log" >&2; die "initdb failed"; }
+    in_target_bg "$d/postgres.log" runuser -u postgres -- /usr/lib/postgresql/15/bin/postgres \
+        -D "$d/pg" -c listen_addresses="$TARGET_IP" -c port=5432 -k "$d/pgsock"
+}
+
+# Wait until TARGET_IP:PORT accepts a TCP connection from the scanner.
+wait_tcp_open() { # port
+    local i
+    for i in $(seq 300); do
+        if ip netns exec "$S" timeout 1 bash -c "exec 3<>/dev/tcp/$TARGET_IP/$1" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$WORK"/sv/*.log >&2 2>/dev/null || true
+    die "nothing accepts $1/tcp in the target after 30 s"
+}
+
+SV_TCP=21,22,25,53,80,443,2222,3306,5432,6379,11211
+SV_UDP=53,123,161
+
+# The sv runs: a TCP -sV run, then a UDP -sV run, both timed together.
+# shellcheck disable=SC2086
+run_rawscan_sv() { # outfile
+    ip netns exec "$S" timeout 300 "$RAWSCAN" -sSV -T4 -n -p "$SV_TCP" -oX "$1.tcp.xml" "$TARGET_IP" >"$1" 2>"$1.err" &&
+        ip netns exec "$S" timeout 300 "$RAWSCAN" -sUV -T4 -n -p "$SV_UDP" -oX "$1.udp.xml" "$TARGET_IP" >>"$1" 2>>"$1.err"
+}
+run_nmap_sv() {
+    ip netns exec "$S" timeout 600 nmap -sS -sV -T4 -n -Pn -p "$SV_TCP" -oX "$1.tcp.xml" "$TARGET_IP" >"$1" 2>"$1.err" &&
+        ip netns exec "$S" timeout 600 nmap -sU -sV -T4 -n -Pn -p "$SV_UDP" -oX "$1.udp.xml" "$TARGET_IP" >>"$1" 2>>"$1.err"
+}
+args_rawscan_sv() { echo "-sSV -T4 -n -p $SV_TCP, then -sUV -T4 -n -p $SV_UDP"; }
+args_nmap_sv() { echo "-sS -sV -T4 -n -Pn -p $SV_TCP, then -sU -sV -T4 -n -Pn -p $SV_UDP"; }
+
+# Agreement of rawscan's and nmap's <service> per port (the rule of
+# tests/lab_version.rs, but strict: nmap's "X or later" counts as a
+# version rawscan did not give).
+write_sv_helper() {
+    cat >"$WORK/svcompare.py" <<'PY'
+import sys, xml.etree.ElementTree as ET
+def services(base):
+    out = {}
+    for part in ("tcp", "udp"):
+        for port in ET.parse(f"{base}.{part}.xml").getroot().iter("port"):
+            s = port.find("service")
+            if s is not None:
+                out[(port.get("protocol"), int(port.get("portid")))] = s.attrib
+    return out
+ours, theirs = services(sys.argv[1]), services(sys.argv[2])
+agree = total = 0
+for key in sorted(theirs):
+    n = theirs[key]
+    if n.get("method") != "probed":
+        continue
+    total += 1
+    o = ours.get(key, {})
+    why = []
+    if o.get("name") != n.get("name") or o.get("tunnel") != n.get("tunnel"):
+        why.append("service")
+    np, op, nv, ov = n.get("product", ""), o.get("product", ""), n.get("version", ""), o.get("version", "")
+    if np and not (np.lower() == op.lower() or (op and (op.lower() in np.lower() or np.lower() in op.lower()))
+                   or (np == "MySQL" and op and op in nv)):
+        why.append("product")
+    core = ""
+    for c in ov:
+        if c.isalnum() or c == ".":
+            core += c
+        else:
+            break
+    if nv and not (core and core in nv):
+        why.append("version")
+    ok = not why
+    agree += ok
+    fmt = lambda s: " ".join(x for x in (("ssl/" if s.get("tunnel") else "") + s.get("name", "-"), s.get("product", ""), s.get("version", ""), f"({s['extrainfo']})" if s.get("extrainfo") else "") if x)
+    port = f"{key[1]}/{key[0]}"
+    print(f"    {port:<10} {'agree ' if ok else 'DIFFER'} rawscan: {fmt(o):<58} nmap: {fmt(n)}" + ("" if ok else f"  [{', '.join(why)}]"))
+print(f"  agreement on product and version: {agree}/{total} services nmap identified")
+PY
+}
+
+scenario_sv() {
+    lab_up
+    udp_services
+    sv_services
+    local p
+    for p in ${SV_TCP//,/ }; do
+        wait_tcp_open "$p"
+    done
+    write_sv_helper
+    echo "== -sV over real daemons: TCP $SV_TCP, UDP $SV_UDP"
+    local tool i t0 t1 out times
+    for tool in rawscan nmap; do
+        case " $TOOLS " in *" $tool "*) ;; *) continue ;; esac
+        printf '  %-8s args: %s\n' "$tool" "$(args_"${tool}"_sv)"
+        times=()
+        for i in $(seq "$N_SV"); do
+            out="$WORK/$tool-sv-$i.txt"
+            t0=$(date +%s.%N)
+            if ! "run_${tool}_sv" "$out"; then
+                echo "  $tool run $i FAILED:" >&2
+                cat "$out.err" >&2 || true
+                continue
+            fi
+            t1=$(date +%s.%N)
+            times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')")
+            printf '  %-8s run %d: %8.3fs\n' "$tool" "$i" "${times[-1]}"
+        done
+        if [ "${#times[@]}" -gt 0 ]; then
+            MEDIAN[$tool-sv]=$(printf '%s\n' "${times[@]}" | median)
+            printf '%-8s %-10s median %8.3fs over %d runs\n' "$tool" sv "${MEDIAN[$tool-sv]}" "${#times[@]}"
+        fi
+    done
+    if [ -e "$WORK/rawscan-sv-1.txt.tcp.xml" ] && [ -e "$WORK/nmap-sv-1.txt.tcp.xml" ]; then
+        python3 "$WORK/svcompare.py" "$WORK/rawscan-sv-1.txt" "$WORK/nmap-sv-1.txt"
+    fi
+    ratios sv
+    if [ -n "${MEDIAN[rawscan-sv]:-}" ] && [ -n "${MEDIAN[nmap-sv]:-}" ]; then
+        awk -v a="${MEDIAN[rawscan-sv]}" -v b="${MEDIAN[nmap-sv]}" \
+            'BEGIN {printf "rawscan/nmap time (sv): %.3fx (goal: at most 0.5x)\n", a / b}'
+    fi
+    lab_down
+}
+
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
     local tool sc udp=0
@@ -858,7 +1069,8 @@ main() {
                 command -v "$tool" >/dev/null || die "$tool is not installed (sweep: Debian parallel, time)"
             done
             ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep)" ;;
+        sv) udp=1 ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv)" ;;
         esac
     done
     for tool in ip nft python3 timeout flock; do
@@ -886,6 +1098,7 @@ main() {
         udp-top100) scenario_udp udp-top100 "--top-ports 100" 1200 ;;
         udp-1024) scenario_udp udp-1024 "-p 1-1024" 5400 ;;
         sweep) scenario_sweep ;;
+        sv) scenario_sv ;;
         esac
     done
 }

@@ -35,9 +35,10 @@ use crate::output::ndjson::Ndjson;
 use crate::output::{Collector, Report, ScanInfo, View, grepable, merge, normal, progress, xml};
 use crate::plan::Plan;
 use crate::privs::{self, DropPlan, PlanError};
-use crate::probe::Cookies;
+use crate::probe::{Cookies, PortState};
 use crate::resume::{self, ResumeState};
 use crate::safefile::{self, LaterWriter};
+use crate::version;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_ERROR: i32 = 1;
@@ -528,6 +529,20 @@ impl Reports {
     }
 }
 
+/// The ports `-sV` probes: open TCP ports and UDP ports that answered
+/// (`open`, not `open|filtered`), each with its host's measured round trip.
+pub fn version_targets(report: &Report, summary: &engine::Summary) -> Vec<version::Target> {
+    report
+        .hosts()
+        .flat_map(|h| h.results().collect::<Vec<_>>())
+        .filter(|r| r.state == PortState::Open)
+        .map(|r| version::Target {
+            key: r.key,
+            rtt: summary.up.get(&r.key.ip).and_then(|h| h.latency),
+        })
+        .collect()
+}
+
 fn scan(
     cfg: &Config,
     plan: &Plan,
@@ -653,7 +668,28 @@ fn scan(
     if let Some(n) = ndjson {
         collector = collector.with_ndjson(n, &info);
     }
-    let summary = engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts);
+    let mut summary = engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts);
+    // -sV: probe what the port scan found open, before any output is
+    // written (NDJSON streams each result as it comes).
+    if let Some(vopts) = &cfg.version
+        && interrupts.load(Ordering::SeqCst) == 0
+    {
+        let targets = version_targets(&collector.report, &summary);
+        if cfg.verbose > 0 {
+            collector.note(&format!(
+                "rawscan: service detection on {} port{}",
+                targets.len(),
+                if targets.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let started = std::time::Instant::now();
+        let services = version::detect(&targets, vopts, &interrupts, &mut |k, s| {
+            collector.service(k, s)
+        });
+        collector.report.services = services;
+        summary.elapsed += started.elapsed();
+        summary.interrupted |= interrupts.load(Ordering::SeqCst) > 0;
+    }
     collector.finish(&info, &summary);
     let stream_error = collector.stream_error.take();
     let rejected = collector.rejected;

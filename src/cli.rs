@@ -16,7 +16,7 @@ use clap::{ArgAction, Parser};
     name = "rawscan",
     version,
     about = "Fast, trustworthy port scanner: SYN and UDP scans over raw sockets, TCP connect fallback",
-    after_help = "nmap spellings are accepted: -sS -sT -sU -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -T0..-T5.\n\
+    after_help = "nmap spellings are accepted: -sS -sT -sU -sV (and -sSV, -sSUV…) -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -T0..-T5.\n\
                   Scan only networks you are authorized to test."
 )]
 pub struct Args {
@@ -78,6 +78,26 @@ pub struct Args {
     /// fast as the path allows, measured while scanning]
     #[arg(long = "max-rate", visible_alias = "rate", value_name = "PPS")]
     pub max_rate: Option<f64>,
+
+    /// Probe open ports to name the service and its version [nmap: -sV]
+    #[arg(long = "version-scan")]
+    pub version_scan: bool,
+
+    /// -sV: how many probes to try, 0 (few) to 9 (all) [default: 7]
+    #[arg(long = "version-intensity", value_name = "0-9")]
+    pub version_intensity: Option<u8>,
+
+    /// -sV: the likeliest probes only (intensity 2)
+    #[arg(long = "version-light")]
+    pub version_light: bool,
+
+    /// -sV: every probe (intensity 9)
+    #[arg(long = "version-all")]
+    pub version_all: bool,
+
+    /// -sV: the most time one port may take, all probes included [default: 10s]
+    #[arg(long = "version-timeout", value_name = "TIME")]
+    pub version_timeout: Option<String>,
 
     /// Never send slower than this many probes per second, whatever the
     /// path shows [default: none]
@@ -256,6 +276,7 @@ impl Args {
         opt("stats-every", &self.stats_every);
         opt("user", &self.user);
         opt("shard", &self.shard);
+        opt("version-timeout", &self.version_timeout);
         opt("resume-file", &Some(self.resume_file.clone()));
         let num = |name: &str, val: Option<String>| val.map(|x| format!("--{name}={x}"));
         v.extend(num("top-ports", self.top_ports.map(|n| n.to_string())));
@@ -264,6 +285,10 @@ impl Args {
         v.extend(num("timing", self.timing.map(|n| n.to_string())));
         v.extend(num("max-retries", self.max_retries.map(|n| n.to_string())));
         v.extend(num("seed", self.seed.map(|n| n.to_string())));
+        v.extend(num(
+            "version-intensity",
+            self.version_intensity.map(|n| n.to_string()),
+        ));
         for e in &self.exclude {
             v.push(format!("--exclude={e}"));
         }
@@ -271,6 +296,9 @@ impl Args {
             (self.syn, "--syn"),
             (self.connect, "--connect"),
             (self.udp, "--udp"),
+            (self.version_scan, "--version-scan"),
+            (self.version_light, "--version-light"),
+            (self.version_all, "--version-all"),
             (self.no_default_excludes, "--no-default-excludes"),
             (self.allow_large_target_set, "--allow-large-target-set"),
             (self.defeat_icmp_ratelimit, "--defeat-icmp-ratelimit"),
@@ -331,7 +359,7 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             "-Pn" => Some(vec!["--no-ping".into()]),
             _ if s.len() > 2
                 && s.starts_with("-s")
-                && s[2..].chars().all(|c| "STU".contains(c)) =>
+                && s[2..].chars().all(|c| "STUV".contains(c)) =>
             {
                 Some(
                     s[2..]
@@ -339,6 +367,7 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
                         .map(|c| match c {
                             'S' => "--syn".to_string(),
                             'T' => "--connect".to_string(),
+                            'V' => "--version-scan".to_string(),
                             _ => "--udp".to_string(),
                         })
                         .collect(),
@@ -403,7 +432,16 @@ mod tests {
         let b = parse(&["rawscan", "-sT", "-p", "22,80", "--reason", "--open", "x"]);
         assert!(b.connect && b.reason && b.open);
         let c = parse(&["rawscan", "-sSU", "x"]);
-        assert!(c.syn && c.udp);
+        assert!(c.syn && c.udp && !c.version_scan);
+        let v = parse(&["rawscan", "-sV", "--version-intensity", "3", "x"]);
+        assert!(v.version_scan && !v.syn && !v.udp);
+        assert_eq!(v.version_intensity, Some(3));
+        let sv = parse(&["rawscan", "-sSV", "x"]);
+        assert!(sv.syn && sv.version_scan);
+        let suv = parse(&["rawscan", "-sSUV", "--version-all", "x"]);
+        assert!(suv.syn && suv.udp && suv.version_scan && suv.version_all);
+        let tv = parse(&["rawscan", "-sVT", "x"]);
+        assert!(tv.connect && tv.version_scan);
         // Every spelling of an output flag is the same flag.
         for spelling in [
             &["-oX", "f.xml"][..],
@@ -448,6 +486,11 @@ mod tests {
             max_rate: Some(7.5),
             min_rate: Some(2.0),
             shard: Some("2/3".into()),
+            version_scan: true,
+            version_intensity: Some(4),
+            version_light: true,
+            version_all: true,
+            version_timeout: Some("3s".into()),
             timing: Some(4),
             max_retries: Some(3),
             initial_rtt_timeout: Some("1s".into()),

@@ -237,6 +237,8 @@ pub struct Config {
     pub user: Option<String>,
     /// One-line notes for stderr (what the default excludes removed).
     pub notes: Vec<String>,
+    /// `-sV`: service and version detection after the port scan.
+    pub version: Option<crate::version::Options>,
 }
 
 impl Config {
@@ -402,6 +404,53 @@ pub fn system_resolve(name: &str) -> Result<Vec<IpAddr>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `-sV` and its `--version-*` flags (which need `-sV`, as nmap ignores
+/// them without it; here that is a usage error rather than a silent no-op).
+fn version_options(args: &Args) -> Result<Option<crate::version::Options>, UsageError> {
+    let chosen = [
+        args.version_intensity.is_some(),
+        args.version_light,
+        args.version_all,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if !args.version_scan {
+        if chosen > 0 || args.version_timeout.is_some() {
+            return Err(UsageError(
+                "--version-intensity, --version-light, --version-all and --version-timeout need -sV".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if chosen > 1 {
+        return Err(UsageError(
+            "choose one of --version-intensity, --version-light, --version-all".into(),
+        ));
+    }
+    let mut o = crate::version::Options::default();
+    if let Some(i) = args.version_intensity {
+        if i > 9 {
+            return Err(UsageError(format!(
+                "invalid --version-intensity '{i}' (0-9)"
+            )));
+        }
+        o.intensity = i;
+    }
+    if args.version_light {
+        o.intensity = 2;
+    }
+    if args.version_all {
+        o.intensity = 9;
+    }
+    if let Some(t) = &args.version_timeout {
+        o.port_limit = parse_time(t)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| UsageError(format!("invalid --version-timeout '{t}'")))?;
+    }
+    Ok(Some(o))
+}
+
 pub fn build(
     args: &Args,
     resolve: &dyn Fn(&str) -> Result<Vec<IpAddr>, String>,
@@ -539,8 +588,11 @@ pub fn build(
         ));
     }
 
+    let version = version_options(args)?;
+
     let cfg =
         Config {
+            version,
             hosts,
             ports,
             tcp,
@@ -775,6 +827,54 @@ mod tests {
         assert!(cfg(&["rawscan", "--stats-every", "0", "198.18.0.2"]).is_err());
         let e = cfg(&["rawscan", "-oA", "-", "198.18.0.2"]).unwrap_err().0;
         assert!(e.contains("-oA"), "{e}");
+    }
+
+    #[test]
+    fn version_detection_flags() {
+        assert_eq!(cfg(&["rawscan", "198.18.0.2"]).unwrap().version, None);
+        let v = cfg(&["rawscan", "-sV", "198.18.0.2"])
+            .unwrap()
+            .version
+            .unwrap();
+        assert_eq!(v, crate::version::Options::default());
+        assert_eq!(v.intensity, 7);
+        let c = cfg(&["rawscan", "-sSV", "198.18.0.2"]).unwrap();
+        assert_eq!(c.tcp, Some(TcpScan::Syn));
+        assert!(c.version.is_some());
+        let at = |v: &[&str]| cfg(v).unwrap().version.unwrap();
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-light", "198.18.0.2"]).intensity,
+            2
+        );
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-all", "198.18.0.2"]).intensity,
+            9
+        );
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-intensity", "0", "198.18.0.2"]).intensity,
+            0
+        );
+        assert_eq!(
+            at(&["rawscan", "-sV", "--version-timeout", "3s", "198.18.0.2"]).port_limit,
+            Duration::from_secs(3)
+        );
+        let e = |v: &[&str]| cfg(v).unwrap_err().0;
+        assert!(e(&["rawscan", "-sV", "--version-intensity", "10", "198.18.0.2"]).contains("'10'"));
+        assert!(e(&["rawscan", "--version-all", "198.18.0.2"]).contains("need -sV"));
+        assert!(
+            e(&[
+                "rawscan",
+                "-sV",
+                "--version-all",
+                "--version-light",
+                "198.18.0.2"
+            ])
+            .contains("choose one")
+        );
+        assert!(
+            e(&["rawscan", "-sV", "--version-timeout", "0", "198.18.0.2"])
+                .contains("--version-timeout")
+        );
     }
 
     #[test]

@@ -25,4 +25,5 @@ pub mod scan;
 pub mod services;
 pub mod targets;
 pub mod validate;
+pub mod version;
 pub mod wire;

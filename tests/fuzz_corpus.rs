@@ -8,6 +8,8 @@ use std::path::Path;
 
 use rawscan::probe::Cookies;
 use rawscan::validate::validate;
+use rawscan::version::matchers::ALL as MATCHERS;
+use rawscan::version::table;
 use rawscan::wire::packet::FramePayload;
 use rawscan::wire::payloads::{self, CookieCheck};
 use rawscan::wire::{
@@ -217,4 +219,29 @@ fn udp_payload_corpus_obeys_the_id_field_rule() {
             assert_eq!(r, CookieCheck::NoIdField, "{}", p.name);
         }
     }
+}
+
+#[test]
+fn version_matcher_corpus_never_panics_and_names_its_captures() {
+    let inputs = corpus("version_matchers");
+    assert!(inputs.len() >= 30, "corpus too small: {}", inputs.len());
+    let mut named = 0;
+    for data in &inputs {
+        let (Some(&pick), Some(reply)) = (data.first(), data.get(1..)) else {
+            continue;
+        };
+        let (_, m) = MATCHERS[usize::from(pick) % MATCHERS.len()];
+        if m(reply).is_some() {
+            named += 1;
+        }
+        for p in table::TCP_PROBES.iter().chain(table::UDP_PROBES) {
+            let _ = table::identify(p, reply);
+        }
+    }
+    // Whole captures are named by the matcher the seed picks.
+    assert!(
+        named * 2 >= inputs.len(),
+        "only {named} of {} named",
+        inputs.len()
+    );
 }

@@ -49,10 +49,26 @@ pub fn write(
         let ports: Vec<String> = rows
             .iter()
             .map(|r| {
-                let name = services::service_name(r.key.proto, r.key.port)
-                    .unwrap_or("")
-                    .replace('/', "|");
-                format!("{}/{}/{}//{name}///", r.key.port, r.state, r.key.proto)
+                // -sV: the service it named ("ssl|http" inside TLS) and the
+                // version in the sixth slot, as nmap writes them.
+                let (name, version) = match report.services.get(&r.key) {
+                    Some(s) => (s.display_name(), s.version_line()),
+                    None => (
+                        services::service_name(r.key.proto, r.key.port)
+                            .unwrap_or("")
+                            .to_string(),
+                        String::new(),
+                    ),
+                };
+                let slot = |t: &str| one_line(t).replace('/', "|");
+                format!(
+                    "{}/{}/{}//{}//{}/",
+                    r.key.port,
+                    r.state,
+                    r.key.proto,
+                    slot(&name),
+                    slot(&version)
+                )
             })
             .collect();
         write!(w, "Host: {ip} ()\tPorts: {}", ports.join(", "))?;
@@ -224,6 +240,36 @@ mod tests {
         let ports = parse_ports(line.split('\t').nth(1).unwrap());
         let shown: Vec<u16> = ports.iter().map(|e| e.port).collect();
         assert_eq!(shown, [22, 53, 80, 161]);
+    }
+
+    #[test]
+    fn version_goes_in_the_sixth_slot() {
+        let (mut report, summary) = scan(PortState::Open);
+        crate::output::xml::tests::with_services(&mut report);
+        let mut out = Vec::new();
+        write(&mut out, &info(), &report, &summary, &View::default()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Host: 198.18.0.2 ()\tPorts:"))
+            .unwrap();
+        assert!(
+            line.contains("22/open/tcp//ssh//OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)/"),
+            "{line}"
+        );
+        assert!(
+            line.contains("80/open/tcp//ssl|http//nginx \"<&>\" 1.22.1/"),
+            "{line}"
+        );
+        assert!(
+            line.contains("53/open/udp//domain//dnsmasq 2.90/"),
+            "{line}"
+        );
+        let ports = parse_ports(line.split('\t').nth(1).unwrap());
+        assert_eq!(
+            ports[0].version,
+            "OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)"
+        );
     }
 
     #[test]

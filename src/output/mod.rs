@@ -209,6 +209,25 @@ impl<'a> Collector<'a> {
         self
     }
 
+    /// A line on stderr (above the progress line, if one is drawn).
+    pub fn note(&mut self, line: &str) {
+        if self.progress.is_drawn() {
+            self.progress.println(line);
+        } else {
+            let _ = writeln!(self.stderr, "{line}");
+        }
+    }
+
+    /// Stream one `-sV` result (NDJSON `"type":"service"` line).
+    pub fn service(&mut self, key: &crate::probe::ProbeKey, s: &crate::version::Service) {
+        if let Some(n) = self.ndjson.as_mut()
+            && self.stream_error.is_none()
+            && let Err(e) = n.service(key, s)
+        {
+            self.stream_error = Some(e);
+        }
+    }
+
     /// Clear the progress line and close the NDJSON stream with its summary.
     pub fn finish(&mut self, info: &ScanInfo, summary: &Summary) {
         self.progress.finish();

@@ -17,6 +17,8 @@
 //!   seconds (or null), the number of its ports decided in this run and
 //!   the counts per (state, proto, reason): the per-host totals of the
 //!   "Not shown" line;
+//! - `"service"`, one per `-sV` result (after the port scan, one per
+//!   probed port);
 //! - `"summary"`, last: elapsed, end time, counters, interrupted.
 //!
 //! Invariants: this module only formats and parses; it never decides a
@@ -94,6 +96,28 @@ struct HostLine {
 }
 
 #[derive(Serialize)]
+struct ServiceLine<'a> {
+    r#type: &'static str,
+    ip: String,
+    port: u16,
+    proto: &'static str,
+    service: &'a str,
+    product: Option<&'a str>,
+    version: Option<&'a str>,
+    extrainfo: Option<&'a str>,
+    hostname: Option<&'a str>,
+    ostype: Option<&'a str>,
+    cpe: &'a [String],
+    method: &'static str,
+    conf: u8,
+    /// "ssl" when the service was found inside TLS.
+    tunnel: Option<&'static str>,
+    tls: Option<&'a crate::version::TlsInfo>,
+    /// Extra facts by name (`http-title`, `snmp-sysdescr`).
+    details: std::collections::BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(Serialize)]
 struct SummaryLine<'a> {
     r#type: &'static str,
     scanner: &'static str,
@@ -168,6 +192,36 @@ impl<W: Write> Ndjson<W> {
             reason: r.reason.as_str(),
             ttl: r.ttl,
             service: services::service_name(r.key.proto, r.key.port),
+        })
+    }
+
+    /// Write one `-sV` result as a line, and flush.
+    pub fn service(
+        &mut self,
+        key: &crate::probe::ProbeKey,
+        s: &crate::version::Service,
+    ) -> io::Result<()> {
+        self.line(&ServiceLine {
+            r#type: "service",
+            ip: key.ip.to_string(),
+            port: key.port,
+            proto: key.proto.as_str(),
+            service: &s.name,
+            product: s.product.as_deref(),
+            version: s.version.as_deref(),
+            extrainfo: s.extrainfo.as_deref(),
+            hostname: s.hostname.as_deref(),
+            ostype: s.ostype.as_deref(),
+            cpe: &s.cpe,
+            method: s.method.as_str(),
+            conf: s.conf,
+            tunnel: s.tunnel_tls.then_some("ssl"),
+            tls: s.tls.as_ref(),
+            details: s
+                .details
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
         })
     }
 
@@ -610,6 +664,54 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(matches!(l, Line::Port(r) if r.key.port == 1 && r.ttl == Some(3)));
+    }
+
+    #[test]
+    fn service_lines_carry_version_and_tls() {
+        let mut nd = Ndjson::new(Vec::new());
+        let key = crate::probe::ProbeKey {
+            ip: "198.18.0.2".parse().unwrap(),
+            port: 443,
+            proto: Proto::Tcp,
+        };
+        let mut s = crate::version::Service::from_table(Proto::Tcp, 443);
+        s.name = "http".into();
+        s.product = Some("nginx".into());
+        s.version = Some("1.22.1".into());
+        s.cpe = vec!["cpe:/a:igor_sysoev:nginx:1.22.1".into()];
+        s.method = crate::version::Method::Probed;
+        s.conf = 10;
+        s.tunnel_tls = true;
+        s.details = vec![("http-title".into(), "rawscan lab".into())];
+        s.tls = Some(crate::version::TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            alpn: Some("h2".into()),
+            subject_cn: Some("lab.rawscan.test".into()),
+            sans: vec!["DNS:lab.rawscan.test".into()],
+            issuer: Some("CN=lab.rawscan.test".into()),
+            not_before: None,
+            not_after: Some("2027-01-05T00:12:50".into()),
+        });
+        nd.service(&key, &s).unwrap();
+        let text = String::from_utf8(nd.into_inner()).unwrap();
+        let v: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["type"], "service");
+        assert_eq!(v["port"], 443);
+        assert_eq!(v["service"], "http");
+        assert_eq!(v["product"], "nginx");
+        assert_eq!(v["version"], "1.22.1");
+        assert_eq!(v["extrainfo"], Value::Null);
+        assert_eq!(v["cpe"][0], "cpe:/a:igor_sysoev:nginx:1.22.1");
+        assert_eq!(v["method"], "probed");
+        assert_eq!(v["conf"], 10);
+        assert_eq!(v["tunnel"], "ssl");
+        assert_eq!(v["tls"]["alpn"], "h2");
+        assert_eq!(v["tls"]["subject_cn"], "lab.rawscan.test");
+        assert_eq!(v["tls"]["sans"][0], "DNS:lab.rawscan.test");
+        assert_eq!(v["tls"]["issuer"], "CN=lab.rawscan.test");
+        assert_eq!(v["tls"]["not_after"], "2027-01-05T00:12:50");
+        assert_eq!(v["details"]["http-title"], "rawscan lab");
     }
 
     #[test]

@@ -5,6 +5,49 @@ use std::time::Duration;
 
 use super::{Collapsed, Report, ScanInfo, View, collapse, reported_hosts, service, time};
 use crate::engine::Summary;
+use crate::probe::PortResult;
+use crate::version::Service;
+
+/// Text from a service on one line (it is printed as is otherwise).
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// nmap's `Service Info: Host: …; OS: …` line from the host's services.
+fn service_info<'a>(services: impl Iterator<Item = &'a Service>) -> Option<String> {
+    let mut hosts: Vec<&str> = Vec::new();
+    let mut oses: Vec<&str> = Vec::new();
+    for s in services {
+        if let Some(h) = s.hostname.as_deref()
+            && !hosts.contains(&h)
+        {
+            hosts.push(h);
+        }
+        if let Some(o) = s.ostype.as_deref()
+            && !oses.contains(&o)
+        {
+            oses.push(o);
+        }
+    }
+    let mut parts = Vec::new();
+    if !hosts.is_empty() {
+        parts.push(format!(
+            "Host{}: {}",
+            if hosts.len() > 1 { "s" } else { "" },
+            hosts.join(", ")
+        ));
+    }
+    if !oses.is_empty() {
+        parts.push(format!(
+            "OS{}: {}",
+            if oses.len() > 1 { "s" } else { "" },
+            oses.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| one_line(&format!("Service Info: {}", parts.join("; "))))
+}
 
 pub fn header(w: &mut dyn Write, info: &ScanInfo) -> io::Result<()> {
     writeln!(
@@ -54,23 +97,41 @@ pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View)
             writeln!(w, "{}", collapsed_line(&groups))?;
         }
         if !rows.is_empty() {
-            let cells: Vec<[String; 4]> = rows
+            // Columns: PORT STATE SERVICE [REASON] [VERSION] (nmap's order).
+            let with_version = !report.services.is_empty();
+            let mut head = vec!["PORT", "STATE", "SERVICE"];
+            if view.reason {
+                head.push("REASON");
+            }
+            if with_version {
+                head.push("VERSION");
+            }
+            let found = |r: &PortResult| report.services.get(&r.key);
+            let cells: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
                     let why = match r.ttl {
                         Some(t) => format!("{} ttl {t}", r.reason),
                         None => r.reason.to_string(),
                     };
-                    [
+                    let mut c = vec![
                         format!("{}/{}", r.key.port, r.key.proto),
                         r.state.to_string(),
-                        service(r.key.proto, r.key.port).to_string(),
-                        why,
-                    ]
+                        match found(r) {
+                            Some(s) => s.display_name(),
+                            None => service(r.key.proto, r.key.port).to_string(),
+                        },
+                    ];
+                    if view.reason {
+                        c.push(why);
+                    }
+                    if with_version {
+                        c.push(found(r).map(|s| s.version_line()).unwrap_or_default());
+                    }
+                    c
                 })
                 .collect();
-            let head = ["PORT", "STATE", "SERVICE", "REASON"];
-            let ncol = if view.reason { 4 } else { 3 };
+            let ncol = head.len();
             let width: Vec<usize> = (0..ncol)
                 .map(|i| {
                     cells
@@ -81,7 +142,7 @@ pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View)
                         .unwrap_or(0)
                 })
                 .collect();
-            let line = |cols: [&str; 4]| -> String {
+            let line = |cols: &[&str]| -> String {
                 let mut s = String::new();
                 for i in 0..ncol {
                     if i + 1 == ncol {
@@ -90,11 +151,23 @@ pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View)
                         s.push_str(&format!("{:<w$} ", cols[i], w = width[i]));
                     }
                 }
-                s
+                s.trim_end().to_string()
             };
-            writeln!(w, "{}", line(head))?;
-            for c in &cells {
-                writeln!(w, "{}", line([&c[0], &c[1], &c[2], &c[3]]))?;
+            writeln!(w, "{}", line(&head))?;
+            for (r, c) in rows.iter().zip(&cells) {
+                let cols: Vec<&str> = c.iter().map(String::as_str).collect();
+                writeln!(w, "{}", line(&cols))?;
+                // Script-like lines under the port, as nmap prints them.
+                if let Some(s) = found(r) {
+                    let extra = s.script_lines();
+                    for (i, (k, v)) in extra.iter().enumerate() {
+                        let mark = if i + 1 == extra.len() { "|_" } else { "| " };
+                        writeln!(w, "{mark}{k}: {}", one_line(v))?;
+                    }
+                }
+            }
+            if with_version && let Some(info) = service_info(rows.iter().filter_map(found)) {
+                writeln!(w, "{info}")?;
             }
         }
         writeln!(w)?;
@@ -178,6 +251,67 @@ mod tests {
         );
         assert!(text.contains("81/tcp filtered"), "{text}");
         assert!(!text.contains("23/tcp"), "{text}");
+    }
+
+    #[test]
+    fn version_column_script_lines_and_service_info() {
+        use crate::version::{Method, Service};
+        let mut report = Report::new([22, 443, 8000].map(|p| (Proto::Tcp, p)));
+        for p in [22, 443, 8000] {
+            report
+                .add(&res(p, PortState::Open, Reason::SynAck))
+                .unwrap();
+        }
+        let mut ssh = Service::from_table(Proto::Tcp, 22);
+        ssh.product = Some("OpenSSH".into());
+        ssh.version = Some("9.2p1 Debian 2+deb12u3".into());
+        ssh.extrainfo = Some("protocol 2.0".into());
+        ssh.ostype = Some("Linux".into());
+        ssh.method = Method::Probed;
+        let mut web = Service::from_table(Proto::Tcp, 443);
+        web.name = "http".into();
+        web.product = Some("nginx".into());
+        web.version = Some("1.22.1".into());
+        web.tunnel_tls = true;
+        web.hostname = Some("lab.rawscan.test".into());
+        web.details = vec![("http-title".into(), "rawscan\nlab".into())];
+        let key = |p| {
+            report
+                .hosts()
+                .next()
+                .unwrap()
+                .results()
+                .find(|r| r.key.port == p)
+                .unwrap()
+                .key
+        };
+        let (k22, k443) = (key(22), key(443));
+        report.services.insert(k22, ssh);
+        report.services.insert(k443, web);
+        let mut summary = Summary::default();
+        summary
+            .up
+            .insert("198.18.0.2".parse().unwrap(), HostInfo { latency: None });
+        let mut out = Vec::new();
+        hosts(&mut out, &report, &summary, &View::default()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("PORT     STATE SERVICE  VERSION\n"), "{text}");
+        assert!(
+            text.contains(
+                "22/tcp   open  ssh      OpenSSH 9.2p1 Debian 2+deb12u3 (protocol 2.0)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("443/tcp  open  ssl/http nginx 1.22.1\n|_http-title: rawscan lab\n"),
+            "{text}"
+        );
+        // A port -sV did not reach keeps its table name and an empty VERSION.
+        assert!(text.contains("8000/tcp open  irdmi\n"), "{text}");
+        assert!(
+            text.contains("Service Info: Host: lab.rawscan.test; OS: Linux\n"),
+            "{text}"
+        );
     }
 
     #[test]

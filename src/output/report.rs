@@ -202,6 +202,9 @@ pub struct Report {
     space: PortSpace,
     hosts: BTreeMap<IpAddr, HostPorts>,
     decided: u64,
+    /// `-sV` results, kept apart from the port states: formats print them
+    /// in the service columns of the ports they name.
+    pub services: crate::version::Services,
 }
 
 impl Report {
@@ -211,6 +214,7 @@ impl Report {
             space: PortSpace::new(ports),
             hosts: BTreeMap::new(),
             decided: 0,
+            services: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@
 //! escaping attribute text — is one small, tested function.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use super::{
@@ -90,7 +91,44 @@ fn status(host: &Host<'_>, summary: &Summary) -> (&'static str, String, u8) {
     }
 }
 
-fn write_ports(w: &mut dyn Write, host: &Host<'_>, view: &View) -> io::Result<()> {
+/// A `-sV` result: `<service … method="probed" conf="10"><cpe>…</cpe></service>`.
+/// Its details (page title, certificate, sysDescr) go to the host's
+/// `<hostscript>` (see `write_hostscript`).
+fn write_service(w: &mut dyn Write, s: &crate::version::Service) -> io::Result<()> {
+    write!(w, "<service name=\"{}\"", esc(&s.name))?;
+    for (attr, v) in [
+        ("product", &s.product),
+        ("version", &s.version),
+        ("extrainfo", &s.extrainfo),
+        ("hostname", &s.hostname),
+        ("ostype", &s.ostype),
+    ] {
+        if let Some(v) = v {
+            write!(w, " {attr}=\"{}\"", esc(v))?;
+        }
+    }
+    if s.tunnel_tls {
+        write!(w, " tunnel=\"ssl\"")?;
+    }
+    write!(w, " method=\"{}\" conf=\"{}\"", s.method.as_str(), s.conf)?;
+    if s.cpe.is_empty() {
+        write!(w, "/>")?;
+    } else {
+        write!(w, ">")?;
+        for c in &s.cpe {
+            write!(w, "<cpe>{}</cpe>", esc(c))?;
+        }
+        write!(w, "</service>")?;
+    }
+    Ok(())
+}
+
+fn write_ports(
+    w: &mut dyn Write,
+    host: &Host<'_>,
+    view: &View,
+    services: &crate::version::Services,
+) -> io::Result<()> {
     let (rows, groups) = collapse(host, view);
     write!(w, "<ports>")?;
     // One <extraports> per state (as nmap), in the order `collapse` sorted
@@ -136,7 +174,9 @@ fn write_ports(w: &mut dyn Write, host: &Host<'_>, view: &View) -> io::Result<()
             r.ttl.unwrap_or(0)
         )?;
         // nmap writes no <service> for a port missing from its table.
-        if let Some(name) = services::service_name(r.key.proto, r.key.port) {
+        if let Some(s) = services.get(&r.key) {
+            write_service(w, s)?;
+        } else if let Some(name) = services::service_name(r.key.proto, r.key.port) {
             write!(
                 w,
                 "<service name=\"{}\" method=\"table\" conf=\"3\"/>",
@@ -146,6 +186,32 @@ fn write_ports(w: &mut dyn Write, host: &Host<'_>, view: &View) -> io::Result<()
         writeln!(w, "</port>")?;
     }
     writeln!(w, "</ports>")
+}
+
+/// The `-sV` details of a host's ports in ONE `<hostscript><script
+/// id="rawscan-service">`, a line per fact (`443/tcp ssl-cert: …`). Not
+/// per-port `<script>`s: ndiff 7.93 (Python 3) fails on a port whose
+/// scripts differ while its service columns agree, and on two scripts in
+/// one port or host, so anything else breaks `ndiff` against nmap -sV.
+fn write_hostscript(
+    w: &mut dyn Write,
+    ip: &IpAddr,
+    services: &crate::version::Services,
+) -> io::Result<()> {
+    let mut lines = Vec::new();
+    for (k, s) in services.iter().filter(|(k, _)| k.ip == *ip) {
+        for (id, out) in s.script_lines() {
+            lines.push(format!("{}/{} {id}: {out}", k.port, k.proto));
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "<hostscript><script id=\"rawscan-service\" output=\"{}\"/></hostscript>",
+        esc(&lines.join("\n"))
+    )
 }
 
 /// `<times>`: srtt is the smallest first-attempt round trip the engine
@@ -221,7 +287,8 @@ pub fn write(
         let addrtype = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
         writeln!(w, "<address addr=\"{ip}\" addrtype=\"{addrtype}\"/>")?;
         writeln!(w, "<hostnames/>")?;
-        write_ports(w, &host, view)?;
+        write_ports(w, &host, view, &report.services)?;
+        write_hostscript(w, &host.ip, &report.services)?;
         if let Some(l) = summary.up.get(ip).and_then(|h| h.latency) {
             write_times(w, l)?;
         }
@@ -372,6 +439,72 @@ pub(crate) mod tests {
             .up
             .insert(V6.parse().unwrap(), HostInfo { latency: None });
         (report, summary)
+    }
+
+    /// `scan` plus -sV results on 22 (OpenSSH), 80 (nginx inside TLS, with
+    /// a certificate) and 53/udp (dnsmasq), text chosen to need escaping.
+    pub(crate) fn with_services(report: &mut Report) {
+        use crate::probe::ProbeKey;
+        use crate::version::{Method, Service, TlsInfo};
+        let key = |port, proto| ProbeKey {
+            ip: V4.parse().unwrap(),
+            port,
+            proto,
+        };
+        let mut ssh = Service::from_table(Proto::Tcp, 22);
+        ssh.product = Some("OpenSSH".into());
+        ssh.version = Some("9.2p1 Debian 2+deb12u3".into());
+        ssh.extrainfo = Some("protocol 2.0".into());
+        ssh.ostype = Some("Linux".into());
+        ssh.cpe = vec!["cpe:/a:openbsd:openssh:9.2p1".into()];
+        ssh.method = Method::Probed;
+        ssh.conf = 10;
+        let mut web = Service::from_table(Proto::Tcp, 80);
+        web.product = Some("nginx \"<&>\"".into());
+        web.version = Some("1.22.1".into());
+        web.method = Method::Probed;
+        web.conf = 10;
+        web.tunnel_tls = true;
+        web.details = vec![("http-title".into(), "a <b> & \u{1}".into())];
+        web.tls = Some(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher: "TLS13_AES_256_GCM_SHA384".into(),
+            alpn: Some("h2".into()),
+            subject_cn: Some("lab.rawscan.test".into()),
+            sans: vec!["DNS:lab.rawscan.test".into()],
+            issuer: Some("CN=lab.rawscan.test".into()),
+            not_before: None,
+            not_after: Some("2027-01-05T00:12:50".into()),
+        });
+        let mut dns = Service::from_table(Proto::Udp, 53);
+        dns.product = Some("dnsmasq".into());
+        dns.version = Some("2.90".into());
+        dns.cpe = vec!["cpe:/a:thekelleys:dnsmasq:2.90".into()];
+        dns.method = Method::Probed;
+        dns.conf = 10;
+        report.services.insert(key(22, Proto::Tcp), ssh);
+        report.services.insert(key(80, Proto::Tcp), web);
+        report.services.insert(key(53, Proto::Udp), dns);
+    }
+
+    #[test]
+    fn service_elements_carry_versions_cpes_and_scripts() {
+        let (mut report, summary) = scan(PortState::Open);
+        with_services(&mut report);
+        let mut out = Vec::new();
+        write(&mut out, &info(), &report, &summary, &View::default()).unwrap();
+        let doc = String::from_utf8(out).unwrap();
+        assert!(doc.contains("<service name=\"ssh\" product=\"OpenSSH\" version=\"9.2p1 Debian 2+deb12u3\" extrainfo=\"protocol 2.0\" ostype=\"Linux\" method=\"probed\" conf=\"10\"><cpe>cpe:/a:openbsd:openssh:9.2p1</cpe></service></port>"), "{doc}");
+        assert!(doc.contains("<service name=\"http\" product=\"nginx &quot;&lt;&amp;&gt;&quot;\" version=\"1.22.1\" tunnel=\"ssl\" method=\"probed\" conf=\"10\"/></port>"), "{doc}");
+        assert!(doc.contains("</ports>\n<hostscript><script id=\"rawscan-service\" output=\"80/tcp http-title: a &lt;b&gt; &amp; \u{FFFD}&#10;80/tcp ssl-cert: Subject: commonName=lab.rawscan.test;"), "{doc}");
+        assert_eq!(
+            doc.matches("<script ").count(),
+            1,
+            "one script element per host: {doc}"
+        );
+        assert!(doc.contains("<service name=\"domain\" product=\"dnsmasq\" version=\"2.90\" method=\"probed\" conf=\"10\"><cpe>"), "{doc}");
+        // Ports -sV did not probe keep the table name.
+        assert!(doc.contains("portid=\"443\"><state state=\"filtered\" reason=\"no-response\" reason_ttl=\"0\"/><service name=\"https\" method=\"table\" conf=\"3\"/>"), "{doc}");
     }
 
     fn render(ssh: PortState, interrupted: bool, view: View) -> String {
@@ -534,6 +667,15 @@ pub(crate) mod tests {
             reason: true,
             open_only: false,
         };
+        let (mut report, summary) = scan(PortState::Open);
+        with_services(&mut report);
+        let mut out = Vec::new();
+        write(&mut out, &info(), &report, &summary, &view).unwrap();
+        let sv = String::from_utf8(out).unwrap();
+        let file = scratch_file("dtd-sv.xml", sv.as_bytes());
+        let (ok, err) = xmllint(DTD, &file);
+        assert!(ok, "xmllint (-sV): {err}\n{sv}");
+        let _ = std::fs::remove_file(&file);
         for interrupted in [false, true] {
             let doc = render(PortState::Open, interrupted, view);
             let file = scratch_file(&format!("dtd-{interrupted}.xml"), doc.as_bytes());
@@ -590,7 +732,28 @@ pub(crate) mod tests {
             !text.contains("2001:db8::7"),
             "unchanged host listed:\n{text}"
         );
+        // With -sV results (one port with several facts): ndiff still reads
+        // it and shows the versions.
+        let (mut report, summary) = scan(PortState::Open);
+        with_services(&mut report);
+        let mut out = Vec::new();
+        write(&mut out, &info(), &report, &summary, &View::default()).unwrap();
+        let c = scratch_file("ndiff-c.xml", &out);
+        let sv = run(&a, &c);
+        let text = String::from_utf8_lossy(&sv.stdout);
+        assert_eq!(
+            sv.status.code(),
+            Some(1),
+            "{text}{}",
+            String::from_utf8_lossy(&sv.stderr)
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with('+') && l.contains("22/tcp") && l.contains("OpenSSH 9.2p1")),
+            "{text}"
+        );
         let _ = std::fs::remove_file(&a);
         let _ = std::fs::remove_file(&b);
+        let _ = std::fs::remove_file(&c);
     }
 }

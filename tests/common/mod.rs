@@ -49,6 +49,9 @@ pub const RAWSCAN_BIN: &str = env!("CARGO_BIN_EXE_rawscan");
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Real TCP daemons and hostile services for the -sV tests.
+pub mod tcp_services;
+
 // ---------------------------------------------------------------------------
 // The skip-or-fail decision.
 // ---------------------------------------------------------------------------
