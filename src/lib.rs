@@ -19,6 +19,7 @@ pub mod permute;
 pub mod plan;
 pub mod privs;
 pub mod probe;
+pub mod probes;
 pub mod resume;
 pub mod safefile;
 pub mod scan;

@@ -1,5 +1,7 @@
 //! Reply validation: turns a parsed packet (either IP family) into a
 //! believed reply about one probe key, or a counted reason to drop it.
+//! The work is done by the probe modules (`crate::probes`): this module
+//! names the entry point and holds the tests of what is believed.
 //!
 //! Invariants: pure (no I/O, no table). A reply is believed only if it is
 //! addressed to one of the scanner's own source addresses and proves it
@@ -15,139 +17,18 @@
 //!   or the probe was an empty datagram, nothing in the reply can prove it,
 //!   and it is believed with the distinct reason `udp-response-unverified`.
 
-use std::net::IpAddr;
-
-use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
-use crate::wire::payloads::{self, Evidence};
-use crate::wire::{Packet, flags};
-
-/// A believed reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub key: ProbeKey,
-    pub state: PortState,
-    pub reason: Reason,
-    pub ttl: Option<u8>,
-}
-
-/// Why a packet was not believed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Drop {
-    /// Not a reply shape (our own outgoing SYN on loopback, a bare ACK,
-    /// an echo reply...).
-    NotAReply,
-    /// Not addressed to one of the addresses we send probes from.
-    NotToUs,
-    /// Right shape, but not to our cookie's source port.
-    WrongPort,
-    /// Right port, wrong acknowledgement number or payload cookie.
-    BadCookie,
-    /// An ICMP error that does not quote one of our probes.
-    BadQuote,
-    /// An ICMP code that decides nothing.
-    IgnoredIcmp,
-}
-
-/// Is `pkt` a reply to one of our probes? `sources` are the addresses the
-/// scanner sends probes from (the replies' destination must be one).
-pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Result<Reply, Drop> {
-    if !sources.contains(&pkt.ip().dst) {
-        return Err(Drop::NotToUs);
-    }
-    match pkt {
-        Packet::Tcp(t) => {
-            let key = ProbeKey {
-                ip: t.ip.src,
-                port: t.src_port,
-                proto: Proto::Tcp,
-            };
-            let (state, reason) = if t.flags & (flags::SYN | flags::ACK) == flags::SYN | flags::ACK
-            {
-                (PortState::Open, Reason::SynAck)
-            } else if t.flags & (flags::RST | flags::ACK) == flags::RST | flags::ACK {
-                (PortState::Closed, Reason::Reset)
-            } else {
-                return Err(Drop::NotAReply);
-            };
-            if t.dst_port != cookies.src_port(&key) {
-                return Err(Drop::WrongPort);
-            }
-            if t.ack != cookies.seq(&key).wrapping_add(1) {
-                return Err(Drop::BadCookie);
-            }
-            Ok(Reply {
-                key,
-                state,
-                reason,
-                ttl: Some(t.ip.ttl),
-            })
-        }
-        Packet::Udp(u) => {
-            let key = ProbeKey {
-                ip: u.ip.src,
-                port: u.src_port,
-                proto: Proto::Udp,
-            };
-            if u.dst_port != cookies.src_port(&key) {
-                return Err(Drop::WrongPort);
-            }
-            let reason = match payloads::payload_for(key.port)
-                .map(|p| p.evidence(cookies.seq(&key), u.payload))
-            {
-                Some(Evidence::Verified) => Reason::UdpResponse,
-                Some(Evidence::Unverified) | None => Reason::UdpResponseUnverified,
-                Some(Evidence::Rejected) => return Err(Drop::BadCookie),
-            };
-            Ok(Reply {
-                key,
-                state: PortState::Open,
-                reason,
-                ttl: Some(u.ip.ttl),
-            })
-        }
-        Packet::IcmpError(e) => {
-            let q = &e.quoted;
-            let key = ProbeKey {
-                ip: q.dst,
-                port: q.dst_port,
-                proto: q.proto,
-            };
-            // The quote must be our probe: our cookie's source port, our
-            // sequence number (TCP), IP ID or flow label (UDP), sent from
-            // the address the ICMP error was delivered to.
-            if q.src_port != cookies.src_port(&key) || q.src != e.ip.dst {
-                return Err(Drop::BadQuote);
-            }
-            let cookie_ok = match (q.proto, q.seq, q.ip_id, q.flow_label) {
-                (Proto::Tcp, Some(s), _, _) => s == cookies.seq(&key),
-                (Proto::Udp, _, Some(id), _) => id == cookies.udp_ip_id(&key),
-                (Proto::Udp, _, _, Some(fl)) => fl == cookies.udp_flow_label(&key),
-                _ => false,
-            };
-            if !cookie_ok {
-                return Err(Drop::BadQuote);
-            }
-            let from_target = e.ip.src == q.dst;
-            let (state, reason) =
-                classify_icmp(e.kind, q.proto, from_target).ok_or(Drop::IgnoredIcmp)?;
-            Ok(Reply {
-                key,
-                state,
-                reason,
-                ttl: Some(e.ip.ttl),
-            })
-        }
-        Packet::Icmp(_) => Err(Drop::NotAReply),
-    }
-}
+pub use crate::probes::{Drop, Reply, validate};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
     use crate::wire::{
         IpRepr, Ipv6Meta, Transport, emit_packet, icmpv4, icmpv6, parse_ip, parse_ipv6_payload,
         proto, tcp, udp,
     };
+    use crate::wire::{flags, payloads};
+    use std::net::IpAddr;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const ME: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

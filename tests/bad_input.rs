@@ -317,7 +317,7 @@ fn cases() -> Vec<Case> {
             "rate with escapes",
             &["--rate", "\x1b[31m1", "127.0.0.1"],
             USAGE,
-            "--rate",
+            "--max-rate",
         ),
         case(
             "retries 256",
@@ -516,7 +516,7 @@ fn cases() -> Vec<Case> {
             "flag beside --resume",
             &["--resume", "valid", "--rate", "5"],
             USAGE,
-            "--rate cannot be given with --resume",
+            "--max-rate cannot be given with --resume",
         ),
         case(
             "target beside --resume",

@@ -1,0 +1,129 @@
+//! Probe modules, in the manner of zmap's: one module per probe type, each
+//! with the three things that make a probe type.
+//! - **make**: the probe's bytes for a key, from a source address, into a
+//!   caller's buffer (a whole IP packet of either family; pure: no socket,
+//!   clock or random number generator: the cookie comes from `Cookies`);
+//! - **validate**: is a parsed packet an answer to one of our probes of
+//!   this type (cookie, ports, and for ICMP errors the quoted probe)?
+//! - **classify**: what the answer says (state, reason, TTL).
+//!
+//! The registry (`module`, `validate`) is the one place that maps a key's
+//! protocol, or a received packet, to its module: the raw backend and the
+//! engine dispatch through it and never match on protocol or family.
+//! Adding a probe type is one module plus a line in `module` and in
+//! `validate`.
+//!
+//! Invariants: modules hold no state across probes; a reply is believed
+//! only when it is addressed to one of the scanner's source addresses and
+//! carries the probe's cookie (or quotes a probe that does).
+
+pub mod syn;
+pub mod udp;
+
+use std::net::IpAddr;
+
+use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
+use crate::wire::BuildError;
+use crate::wire::{IcmpError, Packet};
+
+/// A believed reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub key: ProbeKey,
+    pub state: PortState,
+    pub reason: Reason,
+    pub ttl: Option<u8>,
+}
+
+/// Why a packet was not believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Drop {
+    /// Not a reply shape (our own outgoing SYN on loopback, a bare ACK,
+    /// an echo reply...).
+    NotAReply,
+    /// Not addressed to one of the addresses we send probes from.
+    NotToUs,
+    /// Right shape, but not to our cookie's source port.
+    WrongPort,
+    /// Right port, wrong acknowledgement number or payload cookie.
+    BadCookie,
+    /// An ICMP error that does not quote one of our probes.
+    BadQuote,
+    /// An ICMP code that decides nothing.
+    IgnoredIcmp,
+}
+
+/// One probe type.
+pub trait Module: Sync {
+    /// Write the probe for `key`, sent from `src`, into `buf` (a whole IP
+    /// packet, IPv4 or IPv6 as `key.ip` is); returns its length.
+    fn make(
+        &self,
+        key: &ProbeKey,
+        src: IpAddr,
+        cookies: &Cookies,
+        buf: &mut [u8],
+    ) -> Result<usize, BuildError>;
+
+    /// A direct answer (not an ICMP error): is it ours, and what does it say?
+    fn validate(&self, pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop>;
+
+    /// Does the probe an ICMP error quotes carry our cookie for `key`?
+    fn quotes_ours(&self, key: &ProbeKey, e: &IcmpError<'_>, cookies: &Cookies) -> bool;
+
+    /// What an ICMP error about one of our probes says (None: nothing).
+    fn classify_error(&self, e: &IcmpError<'_>, from_target: bool) -> Option<(PortState, Reason)>;
+}
+
+/// The module that makes and reads probes of `proto`.
+pub fn module(proto: Proto) -> &'static dyn Module {
+    match proto {
+        Proto::Tcp => &syn::Syn,
+        Proto::Udp => &udp::Udp,
+    }
+}
+
+/// Is `pkt` an answer to one of our probes? `sources` are the addresses
+/// the scanner sends probes from (the answer's destination must be one).
+pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Result<Reply, Drop> {
+    if !sources.contains(&pkt.ip().dst) {
+        return Err(Drop::NotToUs);
+    }
+    match pkt {
+        Packet::Tcp(_) => module(Proto::Tcp).validate(pkt, cookies),
+        Packet::Udp(_) => module(Proto::Udp).validate(pkt, cookies),
+        Packet::IcmpError(e) => {
+            let q = &e.quoted;
+            let key = ProbeKey {
+                ip: q.dst,
+                port: q.dst_port,
+                proto: q.proto,
+            };
+            let m = module(q.proto);
+            // The quote must be our probe: our cookie's source port, sent
+            // from the address the error was delivered to, and the cookie
+            // the module put in the quoted headers.
+            if q.src_port != cookies.src_port(&key)
+                || q.src != e.ip.dst
+                || !m.quotes_ours(&key, e, cookies)
+            {
+                return Err(Drop::BadQuote);
+            }
+            let from_target = e.ip.src == q.dst;
+            let (state, reason) = m.classify_error(e, from_target).ok_or(Drop::IgnoredIcmp)?;
+            Ok(Reply {
+                key,
+                state,
+                reason,
+                ttl: Some(e.ip.ttl),
+            })
+        }
+        Packet::Icmp(_) => Err(Drop::NotAReply),
+    }
+}
+
+/// The nmap mapping of an ICMP or ICMPv6 error, shared by the port-probe
+/// modules.
+fn icmp_state(e: &IcmpError<'_>, proto: Proto, from_target: bool) -> Option<(PortState, Reason)> {
+    classify_icmp(e.kind, proto, from_target)
+}
