@@ -62,13 +62,13 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<(Backend, Backed)> {
     let cookies = Cookies::new(cfg.cookie_key);
     let counters = Arc::new(Counters::default());
     let wants_raw = cfg.tcp == Some(TcpScan::Syn) || cfg.udp;
-    if wants_raw && cfg.hosts.has_v6() {
-        // Raw IPv6 probes are not built yet: refuse rather than report
-        // every IPv6 port as unanswered.
-        anyhow::bail!("IPv6 targets are supported by the connect scan only for now: use -sT");
-    }
     let raw = if wants_raw {
-        match net::raw::start(cookies, cfg.udp, counters.clone()) {
+        let needs = net::raw::Needs {
+            udp: cfg.udp,
+            v4: cfg.hosts.has_v4(),
+            v6: cfg.hosts.has_v6(),
+        };
+        match net::raw::start(cookies, needs, counters.clone()) {
             Ok(b) => Some(b),
             Err(OpenError::Permission(_)) => None,
             Err(OpenError::Other(e)) => return Err(e),

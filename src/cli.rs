@@ -197,6 +197,12 @@ pub struct Args {
     #[arg(long = "user", value_name = "NAME")]
     pub user: Option<String>,
 
+    /// Send from these addresses of this host (a list, range or CIDR,
+    /// e.g. 198.18.1.1-32): UDP scans get each target's ICMP budget once
+    /// per address [nmap: -S]
+    #[arg(short = 'S', long = "source-ip", value_name = "ADDRS")]
+    pub source_ip: Option<String>,
+
     /// Treat all hosts as up (rawscan does no host discovery; accepted for nmap habits)
     #[arg(long = "no-ping", hide = true)]
     pub no_ping: bool,
@@ -276,6 +282,7 @@ impl Args {
         opt("stats-every", &self.stats_every);
         opt("user", &self.user);
         opt("shard", &self.shard);
+        opt("source-ip", &self.source_ip);
         opt("version-timeout", &self.version_timeout);
         opt("resume-file", &Some(self.resume_file.clone()));
         let num = |name: &str, val: Option<String>| val.map(|x| format!("--{name}={x}"));
@@ -486,6 +493,7 @@ mod tests {
             max_rate: Some(7.5),
             min_rate: Some(2.0),
             shard: Some("2/3".into()),
+            source_ip: Some("127.0.0.1".into()),
             version_scan: true,
             version_intensity: Some(4),
             version_light: true,

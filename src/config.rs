@@ -21,6 +21,7 @@ use crate::probe::Proto;
 use crate::safefile;
 use crate::scan::Settings;
 use crate::scan::hosts::Timing;
+use crate::scan::sources::Sources;
 use crate::targets::{self, HostSet, PortList, SpecError, TargetOptions};
 
 /// Shortest probe timeout accepted (`--min-rtt-timeout` and friends).
@@ -235,6 +236,8 @@ pub struct Config {
     pub stats_every: Option<Duration>,
     /// `--user`: who to become after opening sockets (root only).
     pub user: Option<String>,
+    /// `-S`: the source addresses probes leave from.
+    pub sources: Vec<IpAddr>,
     /// One-line notes for stderr (what the default excludes removed).
     pub notes: Vec<String>,
     /// `-sV`: service and version detection after the port scan.
@@ -264,6 +267,7 @@ impl Config {
             limits: self.limits,
             defeat_icmp_ratelimit: self.defeat_icmp_ratelimit,
             max_inflight: usize::MAX,
+            sources: Sources::new(&self.sources),
         }
     }
 }
@@ -394,6 +398,41 @@ fn timeouts(args: &Args, (initial, min, max): (u64, u64, u64)) -> Result<Timing,
     let max = g_max.unwrap_or_else(|| ms(max).max(highest.unwrap_or(Duration::ZERO)));
     let initial = g_initial.unwrap_or_else(|| ms(initial).clamp(min, max));
     Ok(Timing { initial, min, max })
+}
+
+/// Most source addresses `-S` takes.
+pub const MAX_SOURCES: u128 = 4096;
+
+/// The `-S` addresses: a list, ranges or CIDR blocks (no names), each one
+/// configured on this host (it can be bound).
+fn source_addresses(spec: &str) -> Result<Vec<IpAddr>, UsageError> {
+    let tokens = targets::split_tokens(spec);
+    let set = targets::parse_hosts(&tokens, &[], &|name| {
+        Err(format!("-S takes addresses, not names ('{name}')"))
+    })
+    .map_err(|e| UsageError(format!("invalid -S: {e}")))?;
+    if set.is_empty() || set.len() > MAX_SOURCES {
+        return Err(UsageError(format!(
+            "invalid -S {}: give 1 to {MAX_SOURCES} addresses, not {}",
+            echo::token(spec),
+            set.len()
+        )));
+    }
+    let list: Vec<IpAddr> = (0..set.len()).filter_map(|i| set.get(i)).collect();
+    for a in &list {
+        let bound = std::net::UdpSocket::bind(std::net::SocketAddr::new(*a, 0));
+        if let Err(e) = bound {
+            let why = if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                "it is not configured on this host (add it with `ip addr add`)".to_string()
+            } else {
+                e.to_string()
+            };
+            return Err(UsageError(format!(
+                "-S {a}: cannot send from this address: {why}"
+            )));
+        }
+    }
+    Ok(list)
 }
 
 /// Resolve a hostname with the system resolver.
@@ -589,6 +628,10 @@ pub fn build(
     }
 
     let version = version_options(args)?;
+    let sources = match &args.source_ip {
+        None => Vec::new(),
+        Some(spec) => source_addresses(spec)?,
+    };
 
     let cfg =
         Config {
@@ -622,6 +665,7 @@ pub fn build(
                 )?),
             },
             user: args.user.clone(),
+            sources,
             notes: note.into_iter().collect(),
         };
     check_distinct_files(args, &cfg.outputs)?;
@@ -730,6 +774,30 @@ mod tests {
                 .0;
             assert!(e.contains(&format!("'{spec}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn source_addresses_must_be_local() {
+        let c = cfg(&["rawscan", "-S", "127.0.0.1", "198.18.0.2"]).unwrap();
+        assert_eq!(c.sources, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        let c = cfg(&["rawscan", "--source-ip", "127.0.0.1-3", "198.18.0.2"]).unwrap();
+        assert_eq!(c.sources.len(), 3);
+        // 198.18.77.1 is configured nowhere (the lab uses 198.18.0.0/24).
+        let e = cfg(&["rawscan", "-S", "127.0.0.1,198.18.77.1", "198.18.0.2"])
+            .unwrap_err()
+            .0;
+        assert!(
+            e.starts_with("-S 198.18.77.1: ") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = cfg(&["rawscan", "-S", "some.name", "198.18.0.2"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("-S"), "{e}");
+        let e = cfg(&["rawscan", "-S", "127.0.0.0/8", "198.18.0.2"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("4096"), "{e}");
     }
 
     #[test]

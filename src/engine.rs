@@ -209,6 +209,16 @@ pub fn run(
     while let Some(r) = scan.poll_result() {
         sink.result(&r);
     }
+    // A last progress call: the display reaches its end and streamed
+    // outputs are flushed before whatever follows the port scan.
+    let st = scan.stats();
+    sink.progress(&Progress {
+        decided: st.decided,
+        total: st.total,
+        sent: Counters::get(&counters.sent),
+        open: st.open,
+        elapsed: started.elapsed(),
+    });
 
     let interrupted = interrupts.load(Ordering::Relaxed) > 0;
     let st = scan.stats();
@@ -322,6 +332,7 @@ mod tests {
             limits: Limits::fixed(1_000_000.0),
             defeat_icmp_ratelimit: false,
             max_inflight: usize::MAX,
+            sources: Default::default(),
         }
     }
 

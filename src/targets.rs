@@ -164,6 +164,10 @@ impl HostSet {
         Some(from_int(r.v6, r.start + (i - self.starts[k])))
     }
 
+    pub fn has_v4(&self) -> bool {
+        self.ranges.iter().any(|r| !r.v6)
+    }
+
     pub fn has_v6(&self) -> bool {
         self.ranges.iter().any(|r| r.v6)
     }

@@ -1,14 +1,40 @@
-//! Raw-socket backend: a sender thread that writes SYN and UDP probes
-//! through pnet, and a receiver thread that reads TCP, UDP and ICMP from
-//! raw sockets, parses with `wire`, and validates with `validate`.
+//! Raw-socket backend, both IP families: a sender thread that writes the
+//! probes the probe modules make, in batches, and a receiver thread that
+//! reads TCP, UDP and ICMP/ICMPv6, parses with `wire` and believes only
+//! what `probes::validate` proves.
 //!
-//! Invariants: the sender builds every packet into one reused buffer; the
-//! receiver never believes an unvalidated packet; neither prints.
+//! Sockets (all opened in `start`, before the privilege drop):
+//! - IPv4 send: a pnet layer-3 raw socket (`IP_HDRINCL`): whole IPv4
+//!   packets as the modules build them.
+//! - IPv6 send: `AF_INET6`/`SOCK_RAW`/`IPPROTO_RAW`, which on Linux takes
+//!   the whole IPv6 header from us, so the flow label that carries a UDP
+//!   probe's cookie and the hop limit are ours.
+//! - IPv4 receive: raw TCP and ICMP sockets (and UDP for `-sU`): whole
+//!   packets, header first.
+//! - IPv6 receive: raw TCP and ICMPv6 sockets (and UDP). The kernel strips
+//!   the IPv6 header, so each datagram is read with `recvmsg` asking for
+//!   `IPV6_PKTINFO` (its destination, which must be one of our sources) and
+//!   `IPV6_HOPLIMIT` (for `reason_ttl`); its source is the message's
+//!   address. The ICMPv6 socket passes only error types (`ICMP6_FILTER`).
+//!   An `AF_PACKET` socket would also give the header, but it copies every
+//!   frame of an interface (the whole link's traffic, one socket per
+//!   interface); raw sockets get only the protocols probed, from every
+//!   interface, with the kernel's own reassembly and checks.
+//!
+//! Sending is batched: the probes of a channel batch are built into one
+//! arena and handed to the kernel with `sendmmsg`, one system call per up
+//! to 64 packets and family. `ENOBUFS` (a full queue) waits briefly and
+//! tries again.
+//!
+//! Invariants: the sender adds each source address to the shared set
+//! before the first probe from it leaves; the receiver never believes an
+//! unvalidated packet; neither prints; per-packet failures are counters.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::RawFd;
+use std::mem;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::Duration;
@@ -18,46 +44,66 @@ use pnet::transport::{
     TransportChannelType, TransportReceiver, TransportSender, transport_channel,
 };
 use pnet_packet::ip::IpNextHeaderProtocols;
-use pnet_packet::ipv4::Ipv4Packet;
 
-use super::{Backend, Counters, OpenError, PROBE_QUEUE, Probe, REPLY_QUEUE};
-use crate::probe::{Cookies, Proto};
-use crate::validate::{Drop, Reply, validate};
-use crate::wire::{self, IpRepr, Transport, payloads, tcp, udp};
+use super::{Backend, Counters, OpenError, PROBE_BATCH, PROBE_QUEUE, Probe, REPLY_QUEUE};
+use crate::probe::Cookies;
+use crate::probes::{self, Drop, Reply};
+use crate::wire::{self, Ipv6Meta, proto};
 
 /// The addresses probes have been sent from: the sender adds each new one
 /// before its first probe leaves, the receiver believes only replies to them.
 type Sources = Arc<RwLock<Vec<IpAddr>>>;
 
-fn open(
-    proto: pnet_packet::ip::IpNextHeaderProtocol,
-) -> Result<(TransportSender, TransportReceiver), OpenError> {
-    match transport_channel(0, TransportChannelType::Layer3(proto)) {
-        Ok(c) => Ok(c),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) => {
-            Err(OpenError::Permission(e))
-        }
-        Err(e) => Err(OpenError::Other(
-            anyhow::Error::new(e).context("opening a raw socket"),
-        )),
+/// `<netinet/icmp6.h>`: the ICMPv6 socket option that filters by type.
+const ICMP6_FILTER: libc::c_int = 1;
+
+/// Room for one probe in the send arena (the largest UDP payload plus
+/// headers fits).
+const SLOT: usize = 1600;
+
+fn permission_or(e: io::Error, what: &str) -> OpenError {
+    if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+        OpenError::Permission(e)
+    } else {
+        OpenError::Other(anyhow::Error::new(e).context(format!("opening {what}")))
     }
 }
 
-fn set_int_opt(
-    fd: RawFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    val: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: fd is an open socket owned by a pnet FileDesc that outlives
-    // this call; the option value is a plain int.
+fn open4(
+    proto: pnet_packet::ip::IpNextHeaderProtocol,
+) -> Result<(TransportSender, TransportReceiver), OpenError> {
+    transport_channel(0, TransportChannelType::Layer3(proto))
+        .map_err(|e| permission_or(e, "a raw IPv4 socket"))
+}
+
+fn open6(protocol: libc::c_int) -> Result<OwnedFd, OpenError> {
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        return Err(permission_or(
+            io::Error::last_os_error(),
+            "a raw IPv6 socket",
+        ));
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_opt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+    // SAFETY: fd is an open socket; val points to a plain value of its size.
     let r = unsafe {
         libc::setsockopt(
             fd,
             level,
             name,
-            (&val as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            (val as *const T).cast(),
+            mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if r == 0 {
@@ -67,23 +113,94 @@ fn set_int_opt(
     }
 }
 
+/// Bigger receive buffers ride out bursts of replies; best effort (FORCE
+/// needs CAP_NET_ADMIN, the plain option is capped).
+fn big_rcvbuf(fd: RawFd) {
+    let size: libc::c_int = 8 << 20;
+    if set_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+        let _ = set_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+    }
+}
+
+/// A receive socket and how to read it.
+enum RxSock {
+    /// Raw IPv4: whole packets.
+    V4(TransportReceiver),
+    /// Raw IPv6 of this protocol: payloads plus ancillary data.
+    V6(OwnedFd, u8),
+}
+
+impl RxSock {
+    fn fd(&self) -> RawFd {
+        match self {
+            RxSock::V4(r) => r.socket.fd,
+            RxSock::V6(fd, _) => fd.as_raw_fd(),
+        }
+    }
+}
+
+/// What the scan needs from the raw backend.
+#[derive(Clone, Copy, Debug)]
+pub struct Needs {
+    pub udp: bool,
+    pub v4: bool,
+    pub v6: bool,
+}
+
 /// Open raw sockets and start the sender and receiver threads.
-/// `udp` adds a raw UDP receive socket.
 /// `counters` may be shared with other backends of the same scan.
-pub fn start(cookies: Cookies, udp: bool, counters: Arc<Counters>) -> Result<Backend, OpenError> {
-    let (tx, tcp_rx) = open(IpNextHeaderProtocols::Tcp)?;
-    let (_icmp_tx, icmp_rx) = open(IpNextHeaderProtocols::Icmp)?;
-    let mut rx = vec![tcp_rx, icmp_rx];
-    if udp {
-        rx.push(open(IpNextHeaderProtocols::Udp)?.1);
+pub fn start(
+    cookies: Cookies,
+    needs: Needs,
+    counters: Arc<Counters>,
+) -> Result<Backend, OpenError> {
+    // IPv4 sockets first: they decide whether raw sockets are allowed at
+    // all (the fallback asks for Permission).
+    let (tx4, tcp_rx) = open4(IpNextHeaderProtocols::Tcp)?;
+    let mut rx = vec![RxSock::V4(tcp_rx)];
+    if needs.v4 {
+        rx.push(RxSock::V4(open4(IpNextHeaderProtocols::Icmp)?.1));
+        if needs.udp {
+            rx.push(RxSock::V4(open4(IpNextHeaderProtocols::Udp)?.1));
+        }
+    }
+    let mut tx6 = None;
+    if needs.v6 {
+        tx6 = Some(open6(libc::IPPROTO_RAW)?);
+        let mut protos = vec![proto::TCP, proto::ICMPV6];
+        if needs.udp {
+            protos.push(proto::UDP);
+        }
+        for p in protos {
+            let fd = open6(libc::c_int::from(p))?;
+            let on: libc::c_int = 1;
+            set_opt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_RECVPKTINFO,
+                &on,
+            )
+            .and_then(|_| {
+                set_opt(
+                    fd.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_RECVHOPLIMIT,
+                    &on,
+                )
+            })
+            .map_err(|e| permission_or(e, "IPv6 receive options"))?;
+            if p == proto::ICMPV6 {
+                // Block every type but the errors (1 to 4): no NDP, no echo.
+                let mut filter = [u32::MAX; 8];
+                filter[0] &= !((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4));
+                set_opt(fd.as_raw_fd(), libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)
+                    .map_err(|e| permission_or(e, "the ICMPv6 filter"))?;
+            }
+            rx.push(RxSock::V6(fd, p));
+        }
     }
     for r in &rx {
-        // Bigger receive buffers ride out bursts of replies; best effort
-        // (FORCE needs CAP_NET_ADMIN, the plain option is capped).
-        let fd = r.socket.fd;
-        if set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20).is_err() {
-            let _ = set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20);
-        }
+        big_rcvbuf(r.fd());
     }
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
@@ -94,7 +211,20 @@ pub fn start(cookies: Cookies, udp: bool, counters: Arc<Counters>) -> Result<Bac
     let s = sources.clone();
     let sender = thread::Builder::new()
         .name("rawscan-send".into())
-        .spawn(move || send_loop(tx, probe_rx, cookies, &c, &s))
+        .spawn(move || {
+            let mut sender = Sender2 {
+                tx4,
+                tx6,
+                cookies,
+                sources: HashMap::new(),
+                shared: s,
+                v4: Arena::new(),
+                v6: Arena::new(),
+            };
+            for batch in probe_rx.iter() {
+                sender.send(&batch, &c);
+            }
+        })
         .map_err(|e| OpenError::Other(e.into()))?;
     let c = counters.clone();
     let receiver = thread::Builder::new()
@@ -112,108 +242,252 @@ pub fn start(cookies: Cookies, udp: bool, counters: Arc<Counters>) -> Result<Bac
 }
 
 /// The local address the kernel would use to reach `dst`.
-fn source_for(dst: IpAddr) -> io::Result<Ipv4Addr> {
-    let s = UdpSocket::bind("0.0.0.0:0")?;
+fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = match dst {
+        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let s = UdpSocket::bind(any)?;
     s.connect(SocketAddr::new(dst, 9))?;
-    match s.local_addr()?.ip() {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "IPv6 source")),
+    Ok(s.local_addr()?.ip())
+}
+
+/// Packets built for one `sendmmsg`, of one family.
+struct Arena {
+    buf: Vec<u8>,
+    lens: Vec<usize>,
+    dsts: Vec<IpAddr>,
+}
+
+impl Arena {
+    fn new() -> Self {
+        Arena {
+            buf: vec![0u8; SLOT * PROBE_BATCH],
+            lens: Vec::with_capacity(PROBE_BATCH),
+            dsts: Vec::with_capacity(PROBE_BATCH),
+        }
+    }
+
+    fn slot(&mut self) -> Option<&mut [u8]> {
+        let i = self.lens.len();
+        (i < PROBE_BATCH).then(|| &mut self.buf[i * SLOT..(i + 1) * SLOT])
     }
 }
 
-fn send_loop(
-    mut tx: TransportSender,
-    probes: Receiver<Vec<Probe>>,
+/// A socket address for `sendmmsg`, either family.
+#[repr(C)]
+union SockAddr {
+    v4: libc::sockaddr_in,
+    v6: libc::sockaddr_in6,
+}
+
+fn sockaddr(ip: IpAddr) -> (SockAddr, libc::socklen_t) {
+    match ip {
+        IpAddr::V4(a) => {
+            // SAFETY: sockaddr_in is plain data; zeroed is valid.
+            let mut s: libc::sockaddr_in = unsafe { mem::zeroed() };
+            s.sin_family = libc::AF_INET as libc::sa_family_t;
+            s.sin_addr.s_addr = u32::from(a).to_be();
+            (
+                SockAddr { v4: s },
+                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        IpAddr::V6(a) => {
+            // SAFETY: sockaddr_in6 is plain data; zeroed is valid.
+            let mut s: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            s.sin6_addr.s6_addr = a.octets();
+            (
+                SockAddr { v6: s },
+                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}
+
+struct Sender2 {
+    tx4: TransportSender,
+    tx6: Option<OwnedFd>,
     cookies: Cookies,
-    c: &Counters,
-    shared_sources: &Sources,
-) {
-    let mut buf = vec![0u8; 2048];
-    let mut payload = Vec::with_capacity(1500);
-    let mut sources: HashMap<IpAddr, Ipv4Addr> = HashMap::new();
-    for p in probes.iter().flatten() {
-        let dst = match p.key.ip {
-            IpAddr::V4(a) => a,
-            IpAddr::V6(_) => {
+    sources: HashMap<IpAddr, IpAddr>,
+    shared: Sources,
+    v4: Arena,
+    v6: Arena,
+}
+
+impl Sender2 {
+    fn source(&mut self, p: &Probe) -> io::Result<IpAddr> {
+        let src = match p.src {
+            Some(s) => s,
+            None => {
+                if let Some(s) = self.sources.get(&p.key.ip) {
+                    return Ok(*s);
+                }
+                if self.sources.len() > 4096 {
+                    self.sources.clear();
+                }
+                let s = source_for(p.key.ip)?;
+                self.sources.insert(p.key.ip, s);
+                s
+            }
+        };
+        let known = self
+            .shared
+            .read()
+            .map(|v| v.contains(&src))
+            .unwrap_or_else(|e| e.into_inner().contains(&src));
+        if !known {
+            let mut w = self.shared.write().unwrap_or_else(|e| e.into_inner());
+            if !w.contains(&src) {
+                w.push(src);
+            }
+        }
+        Ok(src)
+    }
+
+    fn send(&mut self, batch: &[Probe], c: &Counters) {
+        for p in batch {
+            let Ok(src) = self.source(p) else {
+                Counters::inc(&c.send_errors);
+                continue;
+            };
+            if src.is_ipv4() != p.key.ip.is_ipv4() {
                 Counters::inc(&c.send_errors);
                 continue;
             }
-        };
-        if sources.len() > 4096 {
-            sources.clear();
-        }
-        let src = match sources.get(&p.key.ip) {
-            Some(s) => *s,
-            None => match source_for(p.key.ip) {
-                Ok(s) => {
-                    let mut shared = shared_sources.write().unwrap_or_else(|e| e.into_inner());
-                    if !shared.contains(&IpAddr::V4(s)) {
-                        shared.push(IpAddr::V4(s));
-                    }
-                    *sources.entry(p.key.ip).or_insert(s)
+            let arena = if p.key.ip.is_ipv4() {
+                &mut self.v4
+            } else {
+                &mut self.v6
+            };
+            let Some(slot) = arena.slot() else {
+                continue; // cannot happen: a batch holds at most PROBE_BATCH
+            };
+            match probes::module(p.key.proto).make(&p.key, src, &self.cookies, slot) {
+                Ok(n) => {
+                    arena.lens.push(n);
+                    arena.dsts.push(p.key.ip);
                 }
-                Err(_) => {
-                    Counters::inc(&c.send_errors);
-                    continue;
-                }
-            },
-        };
-        let src_port = cookies.src_port(&p.key);
-        let seq = cookies.seq(&p.key);
-        let (ip_id, transport) = match p.key.proto {
-            Proto::Tcp => (
-                (seq >> 16) as u16,
-                Transport::Tcp(tcp::syn_probe(src_port, p.key.port, seq)),
-            ),
-            Proto::Udp => {
-                payload.clear();
-                if let Some(pl) = payloads::payload_for(p.key.port) {
-                    pl.write(seq, &mut payload);
-                }
-                (
-                    // ICMP errors quote the IP ID: it carries the cookie.
-                    cookies.udp_ip_id(&p.key),
-                    Transport::Udp(udp::Repr {
-                        src_port,
-                        dst_port: p.key.port,
-                        payload: &payload,
-                    }),
-                )
+                Err(_) => Counters::inc(&c.send_errors),
             }
-        };
-        let ip = IpRepr::probe(IpAddr::V4(src), IpAddr::V4(dst), ip_id, 0);
-        let built = wire::emit_packet(&mut buf, &ip, &transport);
-        let Ok(n) = built else {
-            Counters::inc(&c.send_errors);
-            continue;
-        };
-        let Some(pkt) = Ipv4Packet::new(&buf[..n]) else {
-            Counters::inc(&c.send_errors);
-            continue;
-        };
-        // ENOBUFS means the qdisc is full: back off briefly and retry.
-        let mut tries = 0;
-        loop {
-            match tx.send_to(&pkt, p.key.ip) {
-                Ok(_) => {
-                    Counters::inc(&c.sent);
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) && tries < 100 => {
-                    tries += 1;
-                    thread::sleep(Duration::from_micros(200));
-                }
-                Err(_) => {
-                    Counters::inc(&c.send_errors);
-                    break;
-                }
+        }
+        let fd4 = self.tx4.socket.fd;
+        flush(fd4, &mut self.v4, c);
+        match &self.tx6 {
+            Some(fd) => flush(fd.as_raw_fd(), &mut self.v6, c),
+            None => {
+                let n = self.v6.lens.len() as u64;
+                c.send_errors
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                self.v6.lens.clear();
+                self.v6.dsts.clear();
             }
         }
     }
 }
 
+/// Hand the arena's packets to the kernel with `sendmmsg`, and empty it.
+fn flush(fd: RawFd, a: &mut Arena, c: &Counters) {
+    let n = a.lens.len();
+    if n == 0 {
+        return;
+    }
+    let mut addrs: Vec<(SockAddr, libc::socklen_t)> = a.dsts.iter().map(|d| sockaddr(*d)).collect();
+    let mut iovs: Vec<libc::iovec> = (0..n)
+        .map(|i| libc::iovec {
+            iov_base: a.buf[i * SLOT..].as_mut_ptr().cast(),
+            iov_len: a.lens[i],
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; zeroed is a valid initial state.
+    let mut hdrs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { mem::zeroed() }).collect();
+    for i in 0..n {
+        let h = &mut hdrs[i].msg_hdr;
+        h.msg_name = (&mut addrs[i].0 as *mut SockAddr).cast();
+        h.msg_namelen = addrs[i].1;
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+    }
+    let mut done = 0;
+    let mut waits = 0;
+    while done < n {
+        // SAFETY: hdrs[done..n] point to live iovecs, buffers and
+        // addresses owned by this frame and by the arena.
+        let r =
+            unsafe { libc::sendmmsg(fd, hdrs[done..].as_mut_ptr(), (n - done) as libc::c_uint, 0) };
+        if r > 0 {
+            done += r as usize;
+            c.sent
+                .fetch_add(r as u64, std::sync::atomic::Ordering::Relaxed);
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOBUFS) && waits < 100 {
+            // The queue is full: let it drain.
+            waits += 1;
+            thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        // This packet cannot go (a route error, say): count it, go on.
+        Counters::inc(&c.send_errors);
+        done += 1;
+    }
+    a.lens.clear();
+    a.dsts.clear();
+}
+
+/// Read one datagram from a raw IPv6 socket with its ancillary data.
+fn recv6(fd: RawFd, buf: &mut [u8]) -> Option<(usize, Ipv6Meta)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: sockaddr_in6 is plain data.
+    let mut from: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_in6).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control);
+    // SAFETY: msg points to valid buffers for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n <= 0 {
+        return None;
+    }
+    let mut dst = None;
+    let mut hop_limit = None;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled,
+    // bounded by msg_controllen; payloads are read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let (level, ty) = ((*c).cmsg_level, (*c).cmsg_type);
+            let data = libc::CMSG_DATA(c);
+            if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_PKTINFO {
+                let info: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+            } else if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_HOPLIMIT {
+                let v: libc::c_int = std::ptr::read_unaligned(data.cast());
+                hop_limit = u8::try_from(v).ok();
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let meta = Ipv6Meta {
+        src: Ipv6Addr::from(from.sin6_addr.s6_addr),
+        dst: dst?,
+        hop_limit: hop_limit.unwrap_or(0),
+    };
+    Some((n as usize, meta))
+}
+
 fn recv_loop(
-    rx: Vec<TransportReceiver>,
+    rx: Vec<RxSock>,
     replies: Sender<Vec<Reply>>,
     stop: Receiver<()>,
     cookies: Cookies,
@@ -224,7 +498,7 @@ fn recv_loop(
     let mut fds: Vec<libc::pollfd> = rx
         .iter()
         .map(|r| libc::pollfd {
-            fd: r.socket.fd,
+            fd: r.fd(),
             events: libc::POLLIN,
             revents: 0,
         })
@@ -240,32 +514,43 @@ fn recv_loop(
         }
         let mut batch = Vec::new();
         let sources = sources.read().unwrap_or_else(|e| e.into_inner());
-        for pfd in fds.iter_mut() {
+        for (pfd, sock) in fds.iter_mut().zip(&rx) {
             if pfd.revents & libc::POLLIN == 0 {
                 continue;
             }
             pfd.revents = 0;
             for _ in 0..1024 {
-                // SAFETY: buf is a valid writable buffer of buf.len() bytes.
-                let len = unsafe {
-                    libc::recv(
-                        pfd.fd,
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_DONTWAIT,
-                    )
+                let parsed = match sock {
+                    RxSock::V4(r) => {
+                        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+                        let len = unsafe {
+                            libc::recv(
+                                r.socket.fd,
+                                buf.as_mut_ptr().cast(),
+                                buf.len(),
+                                libc::MSG_DONTWAIT,
+                            )
+                        };
+                        if len <= 0 {
+                            break;
+                        }
+                        Counters::inc(&c.received);
+                        wire::parse_ipv4(&buf[..len as usize])
+                    }
+                    RxSock::V6(fd, p) => {
+                        let Some((len, meta)) = recv6(fd.as_raw_fd(), &mut buf) else {
+                            break;
+                        };
+                        Counters::inc(&c.received);
+                        wire::parse_ipv6_payload(meta, *p, &buf[..len])
+                    }
                 };
-                if len <= 0 {
-                    break;
-                }
-                Counters::inc(&c.received);
-                let bytes = &buf[..len as usize];
-                let reply = match wire::parse_ipv4(bytes) {
+                let reply = match parsed {
                     Err(_) => {
                         Counters::inc(&c.malformed);
                         continue;
                     }
-                    Ok(pkt) => validate(&pkt, &cookies, &sources),
+                    Ok(pkt) => probes::validate(&pkt, &cookies, &sources),
                 };
                 match reply {
                     Ok(r) => batch.push(r),

@@ -23,6 +23,7 @@
 
 pub mod hosts;
 pub mod pacing;
+pub mod sources;
 pub mod table;
 
 #[cfg(test)]
@@ -41,10 +42,11 @@ use crate::validate::Reply;
 
 use hosts::{Hosts, Timing};
 use pacing::Pacer;
+use sources::Sources;
 use table::{Entry, Table};
 
 /// How the scan paces itself and decides silence.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub timing: Timing,
     pub budget: Budget,
@@ -55,6 +57,8 @@ pub struct Settings {
     /// Most keys in flight at once (connect backends: file descriptors;
     /// raw backends: a memory bound).
     pub max_inflight: usize,
+    /// The scanner's source addresses (`-S`); empty: the kernel chooses.
+    pub sources: Sources,
 }
 
 /// One transmission for a driver to make.
@@ -64,6 +68,9 @@ pub struct Probe {
     /// How long the scan will wait for this try (connect backends close
     /// the socket then).
     pub timeout: Duration,
+    /// The address to send from (`-S`); None: the kernel's choice for the
+    /// route to the target.
+    pub src: Option<IpAddr>,
 }
 
 /// Per-host facts for the report.
@@ -129,7 +136,7 @@ impl Scan {
             retries: VecDeque::new(),
             table: Table::new(),
             hosts: Hosts::new(settings.timing),
-            pacer: Pacer::new(settings.defeat_icmp_ratelimit),
+            pacer: Pacer::with_sources(settings.defeat_icmp_ratelimit, settings.sources.clone()),
             ctl,
             results: VecDeque::new(),
             sending: true,
@@ -221,7 +228,11 @@ impl Scan {
         if retry {
             self.stats.retries += 1;
         }
-        Probe { key, timeout }
+        Probe {
+            key,
+            timeout,
+            src: self.settings.sources.pick(&key),
+        }
     }
 
     fn next_new(&mut self) -> Option<ProbeKey> {

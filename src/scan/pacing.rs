@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::sources::Sources;
 use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 
 /// Unanswered share above which a host that sends ICMP counts as throttled.
@@ -40,6 +41,9 @@ const MARGIN: f64 = 1.03;
 /// How long a host that has sent no ICMP at all is probed before its
 /// silence is believed (Linux refills one ICMP token per second).
 const SILENT_WINDOW: Duration = Duration::from_secs(3);
+/// Answers a host may give back to back from a refilled bucket (Linux's
+/// ICMP burst is 6).
+const BURST: usize = 6;
 /// Slowest pacing considered (a host answering less than this is treated
 /// as not answering).
 const MAX_PACE: Duration = Duration::from_secs(5);
@@ -69,6 +73,10 @@ struct Slow {
     pass_answered: u32,
     /// Was this pass paced at a measured interval (so silence proves)?
     pass_measured: bool,
+    /// The pace of this pass.
+    pass_pace: Duration,
+    /// The longest gap seen between two consecutive answers of a pass.
+    max_gap: Duration,
     answers: Vec<Instant>,
     created: Instant,
 }
@@ -86,6 +94,8 @@ impl Slow {
             pass_sent: 0,
             pass_answered: 0,
             pass_measured: false,
+            pass_pace: FIRST_PACE,
+            max_gap: Duration::ZERO,
             answers: Vec::new(),
         }
     }
@@ -107,9 +117,10 @@ impl Slow {
     }
 
     /// The host's service interval from the spacing of this pass's
-    /// answers: the 75th percentile of the gaps, so a leftover burst
-    /// (answers back to back) cannot make it look faster than it is.
-    fn measured_interval(&self, pass_duration: Duration) -> Option<Duration> {
+    /// answers: the 75th percentile of the gaps after the first `BURST`
+    /// answers, so a burst refilled while the host was not probed (answers
+    /// back to back) cannot make it look faster than it is.
+    fn measured_interval(&self) -> Option<Duration> {
         let n = self.pass_answered;
         if n == 0 || n >= self.pass_sent {
             return None; // not saturated: says nothing about the budget
@@ -117,10 +128,12 @@ impl Slow {
         let mut gaps: Vec<Duration> = self
             .answers
             .windows(2)
+            .skip(BURST)
             .map(|w| w[1].saturating_duration_since(w[0]))
             .collect();
         if gaps.len() < 3 {
-            return Some(pass_duration / n);
+            // Too few answers past a possible burst to time the budget.
+            return None;
         }
         gaps.sort();
         Some(gaps[gaps.len() * 3 / 4])
@@ -130,21 +143,35 @@ impl Slow {
 #[derive(Debug, Default)]
 pub struct Pacer {
     defeat: bool,
-    hosts: HashMap<IpAddr, Host>,
+    /// Per (source, target): Linux keeps one ICMP budget per peer address.
+    hosts: HashMap<(Option<IpAddr>, IpAddr), Host>,
+    sources: Sources,
 }
 
 impl Pacer {
     pub fn new(defeat_icmp_ratelimit: bool) -> Self {
+        Pacer::with_sources(defeat_icmp_ratelimit, Sources::default())
+    }
+
+    /// A pacer for probes sent from `sources` (`-S`): each (source,
+    /// target) pair is paced as a host of its own.
+    pub fn with_sources(defeat_icmp_ratelimit: bool, sources: Sources) -> Self {
         Pacer {
             defeat: defeat_icmp_ratelimit,
             hosts: HashMap::new(),
+            sources,
         }
+    }
+
+    fn peer(&self, key: &ProbeKey) -> (Option<IpAddr>, IpAddr) {
+        (self.sources.pick(key), key.ip)
     }
 
     /// A UDP key was sent for the first time.
     pub fn on_first_send(&mut self, key: &ProbeKey) {
         if key.proto == Proto::Udp {
-            self.hosts.entry(key.ip).or_default().sent += 1;
+            let peer = self.peer(key);
+            self.hosts.entry(peer).or_default().sent += 1;
         }
     }
 
@@ -153,7 +180,8 @@ impl Pacer {
         if key.proto != Proto::Udp {
             return;
         }
-        let h = self.hosts.entry(key.ip).or_default();
+        let peer = self.peer(key);
+        let h = self.hosts.entry(peer).or_default();
         h.answered += 1;
         if reason.is_icmp() {
             h.icmp += 1;
@@ -170,7 +198,7 @@ impl Pacer {
     #[cfg(test)]
     fn is_slow(&self, key: &ProbeKey) -> bool {
         self.hosts
-            .get(&key.ip)
+            .get(&self.peer(key))
             .and_then(|h| h.slow.as_ref())
             .is_some_and(|s| s.inflight.contains(key))
     }
@@ -178,7 +206,8 @@ impl Pacer {
     /// A UDP key ran out of attempts. Returns its result, or None when the
     /// pacer keeps it for a slow pass.
     pub fn on_expired(&mut self, key: ProbeKey, now: Instant) -> Option<PortResult> {
-        let h = self.hosts.entry(key.ip).or_default();
+        let peer = self.peer(&key);
+        let h = self.hosts.entry(peer).or_default();
         if let Some(s) = h.slow.as_mut()
             && s.inflight.remove(&key)
         {
@@ -223,6 +252,7 @@ impl Pacer {
             let k = s.queue.pop_front()?;
             if s.pass_sent == 0 {
                 s.pass_measured = s.interval.is_some();
+                s.pass_pace = s.pace();
                 s.answers.clear();
             }
             s.tokens -= 1.0;
@@ -263,7 +293,12 @@ impl Pacer {
                 continue;
             }
             let answered = s.pass_answered;
-            let proven = h.icmp > 0 && (s.pass_measured || s.pace() >= MAX_PACE);
+            // Silence proves the rest are not closed only from a pass
+            // paced no faster than the longest gap ever seen between two
+            // of the host's answers (so its bucket surely refilled before
+            // each probe), or at the slowest pace.
+            let paced = s.pass_measured && !s.max_gap.is_zero() && s.pass_pace >= s.max_gap;
+            let proven = h.icmp > 0 && (paced || s.pass_pace >= MAX_PACE);
             if answered == 0 && proven {
                 // Paced at the host's measured budget, and still silent.
                 out.extend(
@@ -274,11 +309,17 @@ impl Pacer {
                 h.slow = None;
                 continue;
             }
-            let first = s.answers.first().copied().unwrap_or(now);
-            let duration = now.saturating_duration_since(first.min(s.tok_time));
-            match s.measured_interval(duration) {
+            if let Some(g) = s
+                .answers
+                .windows(2)
+                .map(|w| w[1].saturating_duration_since(w[0]))
+                .max()
+            {
+                s.max_gap = s.max_gap.max(g);
+            }
+            match s.measured_interval() {
                 Some(m) => s.interval = Some(m),
-                None if answered == 0 => s.interval = Some(s.pace() * 2),
+                None if answered == 0 => s.interval = Some((s.pace() * 2).max(s.max_gap)),
                 None => {}
             }
             s.queue.extend(s.unanswered.drain(..));

@@ -159,7 +159,8 @@ impl Outcome {
 pub struct Net {
     path: Path,
     targets: Vec<Target>,
-    icmp: HashMap<IpAddr, Icmp>,
+    /// Linux keeps one ICMP budget per peer: (our source, target).
+    icmp: HashMap<(Option<IpAddr>, IpAddr), Icmp>,
     rng: Rng,
     free_at: Duration,
     events: BinaryHeap<Reverse<(Duration, u64, ReplyOrd)>>,
@@ -200,7 +201,7 @@ impl Net {
         }
     }
 
-    fn send(&mut self, at: Duration, key: ProbeKey) {
+    fn send(&mut self, at: Duration, key: ProbeKey, src: Option<IpAddr>) {
         *self.sent_to.entry(key.ip).or_default() += 1;
         // The bottleneck: serialization at `rate`, drop-tail queue.
         let slot = Duration::from_secs_f64(1.0 / self.path.rate);
@@ -222,7 +223,7 @@ impl Net {
             return;
         };
         if reason == Reason::PortUnreach {
-            let b = self.icmp.entry(t.ip).or_insert(Icmp {
+            let b = self.icmp.entry((src, t.ip)).or_insert(Icmp {
                 tokens: t.icmp_burst,
                 last: Duration::ZERO,
             });
@@ -273,6 +274,7 @@ pub fn settings() -> Settings {
         },
         defeat_icmp_ratelimit: false,
         max_inflight: 1 << 20,
+        sources: Default::default(),
     }
 }
 
@@ -323,7 +325,7 @@ pub fn run(plan: Plan, settings: Settings, net: &mut Net) -> Outcome {
             );
         }
         while let Some(p) = scan.poll_probe(now) {
-            net.send(vt, p.key);
+            net.send(vt, p.key, p.src);
         }
         if scan.is_finished() {
             break;
@@ -544,15 +546,41 @@ mod tests {
         assert!(net.sent_to[&lossy.ip] > 5000 * 3 / 2);
     }
 
+    fn udp_host(_: Proto, port: u16) -> Kind {
+        match port {
+            53 | 123 => Kind::Open,
+            5 | 50 => Kind::Filtered,
+            _ => Kind::Closed,
+        }
+    }
+
+    #[test]
+    fn eight_source_addresses_multiply_the_icmp_budget() {
+        let mut t = Target::new("198.18.0.2", udp_host);
+        t.icmp_burst = 6.0;
+        t.icmp_interval = Duration::from_secs(1);
+        let targets = vec![t];
+        let mut net = Net::new(Path::lan(), targets.clone(), 9);
+        let ports = (1..=200).map(|p| (Proto::Udp, p)).collect();
+        let mut s = settings();
+        s.limits = Limits::fixed(10_000.0);
+        let list: Vec<IpAddr> = (1..=8)
+            .map(|i| format!("198.18.1.{i}").parse().unwrap())
+            .collect();
+        s.sources = super::super::sources::Sources::new(&list);
+        let o = run(plan("198.18.0.2", ports, 9), s, &mut net);
+        assert_eq!(o.results.len(), 200);
+        assert_eq!(o.wrong(&targets), Vec::<String>::new());
+        // 196 closed ports: one source would need about 190 s after its
+        // burst of 6; eight sources share the work.
+        report("UDP, 8 sources", &o, Duration::from_secs(190 / 8));
+        assert!(o.elapsed < Duration::from_secs(40), "{:?}", o.elapsed);
+        // Every source was used.
+        assert_eq!(net.icmp.len(), 8);
+    }
+
     #[test]
     fn rate_limited_icmp_gives_exact_udp_states() {
-        fn udp_host(_: Proto, port: u16) -> Kind {
-            match port {
-                53 | 123 => Kind::Open,
-                5 | 50 => Kind::Filtered,
-                _ => Kind::Closed,
-            }
-        }
         let mut t = Target::new("198.18.0.2", udp_host);
         t.icmp_burst = 6.0;
         t.icmp_interval = Duration::from_secs(1);
