@@ -149,9 +149,12 @@ impl Technique for ConnectedUdp {
     const INTEREST: Interest = Interest::READABLE;
 
     fn open(&mut self, p: &Probe) -> Result<UdpSocket, Result<Reply, io::Error>> {
-        let any: SocketAddr = match p.key.ip {
-            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        // Bound to the probe's source (`-S`), so the target's ICMP budget
+        // is the one of that (source, target) pair the pacer counts on.
+        let any: SocketAddr = match (p.src, p.key.ip) {
+            (Some(src), _) => (src, 0).into(),
+            (None, IpAddr::V4(_)) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            (None, IpAddr::V6(_)) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
         let sock = UdpSocket::bind(any).map_err(Err)?;
         let fd = sock.as_raw_fd();
