@@ -53,8 +53,29 @@ pub enum Drop {
     IgnoredIcmp,
 }
 
+/// What it means when every try of a probe drew no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Silence {
+    /// The port has this state (reason `no-response`).
+    Means(PortState),
+    /// Ambiguous: the target may be rate-limiting its ICMP errors; the
+    /// scan's ICMP pacer decides (UDP).
+    Paced,
+}
+
 /// One probe type.
 pub trait Module: Sync {
+    /// What silence after the last try means.
+    fn silence(&self) -> Silence;
+
+    /// Do this type's first tries measure the path for the congestion
+    /// controller? (Not when silence is often the target's ICMP limit.)
+    fn measures_path(&self) -> bool;
+
+    /// Does an answer with `reason` say something about loss on the path?
+    /// (Rate-limited ICMP errors do not: their timing is the target's.)
+    fn shows_loss(&self, reason: Reason) -> bool;
+
     /// Write the probe for `key`, sent from `src`, into `buf` (a whole IP
     /// packet, IPv4 or IPv6 as `key.ip` is); returns its length.
     fn make(

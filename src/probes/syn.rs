@@ -12,13 +12,25 @@
 
 use std::net::IpAddr;
 
-use super::{Drop, Module, Reply, icmp_state};
+use super::{Drop, Module, Reply, Silence, icmp_state};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
 use crate::wire::{BuildError, IcmpError, IpRepr, Packet, Transport, emit_packet, flags, tcp};
 
 pub struct Syn;
 
 impl Module for Syn {
+    fn silence(&self) -> Silence {
+        Silence::Means(PortState::Filtered)
+    }
+
+    fn measures_path(&self) -> bool {
+        true
+    }
+
+    fn shows_loss(&self, _reason: Reason) -> bool {
+        true
+    }
+
     fn make(
         &self,
         key: &ProbeKey,

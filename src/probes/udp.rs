@@ -15,7 +15,7 @@
 
 use std::net::IpAddr;
 
-use super::{Drop, Module, Reply, icmp_state};
+use super::{Drop, Module, Reply, Silence, icmp_state};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
 use crate::wire::payloads::{self, Evidence};
 use crate::wire::{BuildError, IcmpError, IpRepr, Packet, Transport, emit_packet, udp};
@@ -26,6 +26,18 @@ pub struct Udp;
 const PAYLOAD_MAX: usize = 1400;
 
 impl Module for Udp {
+    fn silence(&self) -> Silence {
+        Silence::Paced
+    }
+
+    fn measures_path(&self) -> bool {
+        false
+    }
+
+    fn shows_loss(&self, reason: Reason) -> bool {
+        !reason.is_icmp()
+    }
+
     fn make(
         &self,
         key: &ProbeKey,

@@ -37,7 +37,8 @@ use crate::control::adaptive::Adaptive;
 use crate::control::retry::Budget;
 use crate::control::{Controller, Limits};
 use crate::plan::Plan;
-use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
+use crate::probe::{PortResult, PortState, ProbeKey, Reason};
+use crate::probes::{self, Silence};
 use crate::validate::Reply;
 
 use hosts::{Hosts, Timing};
@@ -213,7 +214,8 @@ impl Scan {
         // TCP first tries to measured hosts sample the path (an unmeasured
         // host's first tries wait out the initial timeout: too slow to
         // steer by).
-        let sampled = key.proto == Proto::Tcp && self.hosts.floor(&key.ip).is_some();
+        let sampled =
+            probes::module(key.proto).measures_path() && self.hosts.floor(&key.ip).is_some();
         let token = self.ctl.on_send(now, sampled);
         if sampled {
             self.table.sent_sampled(key, now, timeout, token);
@@ -264,10 +266,10 @@ impl Scan {
         let key = reply.key;
         let first = entry.attempt == 0 && !entry.once;
         let rtt = first.then(|| now.saturating_duration_since(entry.sent));
-        // ICMP answers to UDP probes come through the target's rate
-        // limit: their timing says nothing about loss on the path.
-        let icmp = key.proto == Proto::Udp && reply.reason.is_icmp();
-        let loss = (!entry.once && !icmp).then_some(entry.attempt);
+        // Answers through the target's ICMP rate limit say nothing about
+        // loss on the path.
+        let shows_loss = probes::module(key.proto).shows_loss(reply.reason);
+        let loss = (!entry.once && shows_loss).then_some(entry.attempt);
         let unknown = self.hosts.rtt().srtt().is_none();
         self.hosts.answered(key.ip, rtt, loss);
         if unknown && self.hosts.rtt().srtt().is_some() {
@@ -319,14 +321,14 @@ impl Scan {
                 continue;
             }
             self.table.remove(&key);
-            match key.proto {
-                Proto::Tcp => self.emit(PortResult {
+            match probes::module(key.proto).silence() {
+                Silence::Means(state) => self.emit(PortResult {
                     key,
-                    state: PortState::Filtered,
+                    state,
                     reason: Reason::NoResponse,
                     ttl: None,
                 }),
-                Proto::Udp => {
+                Silence::Paced => {
                     if let Some(r) = self.pacer.on_expired(key, now) {
                         self.emit(r);
                     }
