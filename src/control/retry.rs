@@ -13,8 +13,14 @@
 //!
 //! `p` is estimated from above (the posterior mean of a uniform prior
 //! plus two standard deviations), so a few lucky answers never shrink the
-//! budget. A host with too few answers of its own borrows the scan's
-//! overall figure; with no answers anywhere the budget is two tries.
+//! budget. A host with `OWN_EVIDENCE` tries of its own uses the scan's
+//! figure or its own measured share, whichever is higher, but never more
+//! than its own upper bound: a lossy host raises its budget as soon as its
+//! losses show, a clean host beside a lossy one keeps a small one, and a
+//! quiet host of a sweep with a few dozen clean tries is not given the
+//! wide bound of so few samples (eight tries instead of three). A host
+//! with less evidence uses the scan's figure; with no answers anywhere
+//! the budget is two tries.
 //!
 //! Invariants: pure arithmetic; the budget is at least `min_tries` and at
 //! most `max_tries`.
@@ -99,15 +105,19 @@ impl Budget {
         if self.min_tries >= self.max_tries {
             return self.max_tries;
         }
-        let stats = if host.tries() >= OWN_EVIDENCE {
-            host
-        } else {
-            scan
+        // The scan's figure, or the host's measured share if that is
+        // higher (a lossy host raises its own budget as soon as its losses
+        // show); but never above the host's own upper bound (a clean host
+        // beside a lossy one keeps its small budget). A host's few clean
+        // samples alone give a wide bound, which would over-probe every
+        // quiet host of a sweep: they only lower, never raise, the figure.
+        let scan_p = scan.upper();
+        let p = match (host.tries() >= OWN_EVIDENCE, host.upper(), scan_p) {
+            (true, Some(own), Some(g)) => Some(own.min(g.max(host.share()))),
+            (true, Some(own), None) => Some(own),
+            (_, _, g) => g,
         };
-        let k = match stats.upper() {
-            None => DEFAULT_TRIES,
-            Some(p) => tries_for(p, keys),
-        };
+        let k = p.map_or(DEFAULT_TRIES, |p| tries_for(p, keys));
         k.clamp(self.min_tries, self.max_tries)
     }
 }
@@ -208,6 +218,31 @@ mod tests {
             s.record(0);
         }
         assert!(s.upper().unwrap() < 0.001, "{:?}", s.upper());
+    }
+
+    /// Regression: a /18 sweep sent 150,000 retries to 32,768 filtered
+    /// ports on a clean path: each quiet host's own 30 clean tries gave a
+    /// wide upper bound (eight tries) instead of the scan's figure.
+    #[test]
+    fn a_quiet_host_with_little_evidence_uses_the_scans_figure() {
+        let mut scan = LossStats::default();
+        for _ in 0..100_000 {
+            scan.record(0);
+        }
+        let mut quiet = LossStats::default();
+        for _ in 0..40 {
+            quiet.record(0);
+        }
+        let b = Budget {
+            min_tries: 2,
+            max_tries: 20,
+        };
+        assert_eq!(b.tries(&quiet, &scan, 1_600_000), 3);
+        let mut lossy = LossStats::default();
+        for i in 0..40 {
+            lossy.record(u8::from(i % 3 == 0));
+        }
+        assert!(b.tries(&lossy, &scan, 1_600_000) > 8);
     }
 
     #[test]
