@@ -228,13 +228,7 @@ fn merge_main(argv: &[OsString], stdout: &mut dyn Write, stderr: &mut dyn Write)
             };
         }
     };
-    let outputs = match Outputs::from_flags(
-        args.out_normal.as_deref(),
-        args.out_xml.as_deref(),
-        args.out_grepable.as_deref(),
-        args.out_ndjson.as_deref(),
-        args.out_all.as_deref(),
-    ) {
+    let outputs = match Outputs::from_flags(&args.outputs) {
         Ok(o) => o,
         Err(e) => {
             let _ = writeln!(stderr, "rawscan merge: {e}");

@@ -156,25 +156,8 @@ pub struct Args {
     #[arg(short = 'n')]
     pub no_dns: bool,
 
-    /// Normal output to FILE ('-' = stdout) [nmap: -oN]
-    #[arg(long = "output-n", value_name = "FILE")]
-    pub out_normal: Option<String>,
-
-    /// nmap XML output to FILE [nmap: -oX]
-    #[arg(long = "output-x", value_name = "FILE")]
-    pub out_xml: Option<String>,
-
-    /// Grepable output to FILE [nmap: -oG]
-    #[arg(long = "output-g", value_name = "FILE")]
-    pub out_grepable: Option<String>,
-
-    /// NDJSON output to FILE, one line per port as decided [-oJ]
-    #[arg(long = "output-j", value_name = "FILE")]
-    pub out_ndjson: Option<String>,
-
-    /// All formats: BASE.nmap BASE.xml BASE.gnmap BASE.ndjson [nmap: -oA]
-    #[arg(long = "output-a", value_name = "BASE")]
-    pub out_all: Option<String>,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 
     /// Print a status line to stderr at this interval (e.g. 10s)
     #[arg(long = "stats-every", value_name = "TIME")]
@@ -235,6 +218,13 @@ pub struct MergeArgs {
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
 
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+/// The output flags, shared by a scan and by `rawscan merge`.
+#[derive(clap::Args, Debug, Default, Clone, PartialEq, Eq)]
+pub struct OutputArgs {
     /// Normal output to FILE ('-' = stdout) [nmap: -oN]
     #[arg(long = "output-n", value_name = "FILE")]
     pub out_normal: Option<String>,
@@ -247,7 +237,7 @@ pub struct MergeArgs {
     #[arg(long = "output-g", value_name = "FILE")]
     pub out_grepable: Option<String>,
 
-    /// NDJSON output to FILE [-oJ]
+    /// NDJSON output to FILE, one line per port as decided [-oJ]
     #[arg(long = "output-j", value_name = "FILE")]
     pub out_ndjson: Option<String>,
 
@@ -274,11 +264,12 @@ impl Args {
         opt("initial-rtt-timeout", &self.initial_rtt_timeout);
         opt("min-rtt-timeout", &self.min_rtt_timeout);
         opt("max-rtt-timeout", &self.max_rtt_timeout);
-        opt("output-n", &self.out_normal);
-        opt("output-x", &self.out_xml);
-        opt("output-g", &self.out_grepable);
-        opt("output-j", &self.out_ndjson);
-        opt("output-a", &self.out_all);
+        let o = &self.outputs;
+        opt("output-n", &o.out_normal);
+        opt("output-x", &o.out_xml);
+        opt("output-g", &o.out_grepable);
+        opt("output-j", &o.out_ndjson);
+        opt("output-a", &o.out_all);
         opt("stats-every", &self.stats_every);
         opt("user", &self.user);
         opt("shard", &self.shard);
@@ -460,7 +451,11 @@ mod tests {
             let mut v = vec!["rawscan"];
             v.extend_from_slice(spelling);
             v.push("x");
-            assert_eq!(parse(&v).out_xml.as_deref(), Some("f.xml"), "{spelling:?}");
+            assert_eq!(
+                parse(&v).outputs.out_xml.as_deref(),
+                Some("f.xml"),
+                "{spelling:?}"
+            );
         }
         // Not a char boundary after -o: no panic, clap reports it.
         assert!(
@@ -510,11 +505,13 @@ mod tests {
             open: true,
             verbose: 3,
             no_dns: true,
-            out_normal: Some("a=b".into()),
-            out_xml: Some("-".into()),
-            out_grepable: Some("g".into()),
-            out_ndjson: Some("j".into()),
-            out_all: Some("all".into()),
+            outputs: OutputArgs {
+                out_normal: Some("a=b".into()),
+                out_xml: Some("-".into()),
+                out_grepable: Some("g".into()),
+                out_ndjson: Some("j".into()),
+                out_all: Some("all".into()),
+            },
             stats_every: Some("10s".into()),
             resume: None,
             resume_file: "R".into(),

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::cli::Args;
+use crate::cli::{Args, OutputArgs};
 use crate::control::Limits;
 use crate::control::retry::Budget;
 use crate::echo;
@@ -78,23 +78,16 @@ pub struct Outputs {
 
 impl Outputs {
     fn from_args(a: &Args) -> Result<Outputs, UsageError> {
-        Outputs::from_flags(
-            a.out_normal.as_deref(),
-            a.out_xml.as_deref(),
-            a.out_grepable.as_deref(),
-            a.out_ndjson.as_deref(),
-            a.out_all.as_deref(),
-        )
+        Outputs::from_flags(&a.outputs)
     }
 
     /// From the -oN, -oX, -oG, -oJ and -oA values.
-    pub fn from_flags(
-        normal: Option<&str>,
-        xml: Option<&str>,
-        grepable: Option<&str>,
-        ndjson: Option<&str>,
-        all: Option<&str>,
-    ) -> Result<Outputs, UsageError> {
+    pub fn from_flags(f: &OutputArgs) -> Result<Outputs, UsageError> {
+        let normal = f.out_normal.as_deref();
+        let xml = f.out_xml.as_deref();
+        let grepable = f.out_grepable.as_deref();
+        let ndjson = f.out_ndjson.as_deref();
+        let all = f.out_all.as_deref();
         let mut o = Outputs {
             normal: normal.map(Dest::parse),
             xml: xml.map(Dest::parse),

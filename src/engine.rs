@@ -86,6 +86,17 @@ const TICK: Duration = Duration::from_millis(1);
 /// Longest sleep when nothing is due.
 const IDLE: Duration = Duration::from_millis(50);
 
+fn progress(scan: &Scan, counters: &Counters, elapsed: Duration) -> Progress {
+    let st = scan.stats();
+    Progress {
+        decided: st.decided,
+        total: st.total,
+        sent: Counters::get(&counters.sent),
+        open: st.open,
+        elapsed,
+    }
+}
+
 /// Run the scan. `interrupts` counts SIGINT/SIGTERM: at 1 the scan stops
 /// sending and drains replies briefly; at 2 it stops at once.
 pub fn run(
@@ -162,14 +173,7 @@ pub fn run(
 
         if now.duration_since(last_progress) >= PROGRESS_EVERY {
             last_progress = now;
-            let st = scan.stats();
-            sink.progress(&Progress {
-                decided: st.decided,
-                total: st.total,
-                sent: Counters::get(&counters.sent),
-                open: st.open,
-                elapsed: now.duration_since(started),
-            });
+            sink.progress(&progress(&scan, &counters, now.duration_since(started)));
         }
 
         // 3. Done?
@@ -211,14 +215,7 @@ pub fn run(
     }
     // A last progress call: the display reaches its end and streamed
     // outputs are flushed before whatever follows the port scan.
-    let st = scan.stats();
-    sink.progress(&Progress {
-        decided: st.decided,
-        total: st.total,
-        sent: Counters::get(&counters.sent),
-        open: st.open,
-        elapsed: started.elapsed(),
-    });
+    sink.progress(&progress(&scan, &counters, started.elapsed()));
 
     let interrupted = interrupts.load(Ordering::Relaxed) > 0;
     let st = scan.stats();

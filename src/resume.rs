@@ -275,18 +275,14 @@ pub fn merge(saved: Args, current: &Args, given: &[String]) -> Args {
     let has = |id: &str| given.iter().any(|g| g == id);
     let mut a = saved;
     if OUTPUT_IDS.iter().any(|id| has(id)) {
-        a.out_normal = current.out_normal.clone();
-        a.out_xml = current.out_xml.clone();
-        a.out_grepable = current.out_grepable.clone();
-        a.out_ndjson = current.out_ndjson.clone();
-        a.out_all = current.out_all.clone();
+        a.outputs = current.outputs.clone();
     } else {
         for o in [
-            &mut a.out_normal,
-            &mut a.out_xml,
-            &mut a.out_grepable,
-            &mut a.out_ndjson,
-            &mut a.out_all,
+            &mut a.outputs.out_normal,
+            &mut a.outputs.out_xml,
+            &mut a.outputs.out_grepable,
+            &mut a.outputs.out_ndjson,
+            &mut a.outputs.out_all,
         ] {
             if let Some(p) = o.as_mut().filter(|p| *p != "-") {
                 p.push_str(".resumed");
@@ -444,8 +440,8 @@ mod tests {
         .to_vec();
         let a = st.saved_args().unwrap();
         assert!(a.connect);
-        assert_eq!(a.out_xml.as_deref(), Some("saved.xml"));
-        assert_eq!(a.out_ndjson.as_deref(), Some("s.ndjson"));
+        assert_eq!(a.outputs.out_xml.as_deref(), Some("saved.xml"));
+        assert_eq!(a.outputs.out_ndjson.as_deref(), Some("s.ndjson"));
         st.args = vec!["--seed=9".into(), "--resume=x".into(), "198.18.0.2".into()];
         assert!(st.saved_args().is_err());
         st.args = vec!["--seed=10".into(), "198.18.0.2".into()];
@@ -467,15 +463,19 @@ mod tests {
             let saved = args(&v);
             let m = merge(saved.clone(), &args(&["--resume", "R"]), &["resume".into()]);
             assert_eq!(
-                m.out_xml.as_deref(),
+                m.outputs.out_xml.as_deref(),
                 Some("scan.xml.resumed"),
                 "{spelling:?}"
             );
-            assert_eq!(m.out_ndjson.as_deref(), Some("-"));
+            assert_eq!(m.outputs.out_ndjson.as_deref(), Some("-"));
             let cur = args(&["--resume", "R", "-oA", "part2"]);
             let m = merge(saved, &cur, &["resume".into(), "out_all".into()]);
-            assert_eq!((m.out_xml, m.out_ndjson), (None, None), "{spelling:?}");
-            assert_eq!(m.out_all.as_deref(), Some("part2"));
+            assert_eq!(
+                (m.outputs.out_xml, m.outputs.out_ndjson),
+                (None, None),
+                "{spelling:?}"
+            );
+            assert_eq!(m.outputs.out_all.as_deref(), Some("part2"));
             assert_eq!(m.targets, vec!["198.18.0.2"]);
         }
     }
