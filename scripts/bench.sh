@@ -46,7 +46,8 @@
 #                faster)
 #   control-ceiling  examples/send_ceiling (rawscan's own SYN builder and
 #                one sendto per packet on a raw socket, 3 s) gives the
-#                machine's raw-send ceiling; then rawscan -T5 -p- and -T5
+#                machine's raw-send ceiling (best of N_CONTROL runs);
+#                then rawscan -T5 -p- and -T5
 #                --min-rate 1000000 -p-, their achieved rate (-v) as a
 #                share of it (goal: >= 0.8)
 # Each scenario gets a fresh lab.  masscan runs the TCP and sweep scenarios.
@@ -1293,9 +1294,10 @@ scenario_control_connect() {
 }
 
 # The raw-send ceiling: examples/send_ceiling (rawscan's own SYN builder,
-# one sendto per packet, 3 s) against the same target, then rawscan -T5
-# -p- and -T5 --min-rate 1000000 -p-: their achieved rate (-v: probes sent
-# over the scan's whole time) as a share of the ceiling.
+# one sendto per packet, 3 s) against the same target, N_CONTROL runs, the
+# best one; then rawscan -T5 -p- and -T5 --min-rate 1000000 -p-: their
+# median achieved rate (-v: probes sent over the scan's whole time, start
+# and final wait included) as a share of the ceiling.
 scenario_control_ceiling() {
     control_lab
     echo "== control-ceiling: raw sendto ceiling vs rawscan -T5 -p- achieved rate"
@@ -1309,9 +1311,12 @@ scenario_control_ceiling() {
         [ -n "$r" ] && rates+=("$r")
         sleep 1
     done
+    # The ceiling is the best run (it is what the machine can do; other
+    # load on the 2 cores only ever lowers a run), the others are shown.
     if [ "${#rates[@]}" -gt 0 ]; then
-        MEDIAN[ceiling]=$(printf '%s\n' "${rates[@]}" | median)
-        printf '  %-24s median %s packets/s\n' send-ceiling "${MEDIAN[ceiling]}"
+        MEDIAN[ceiling]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
+        printf '  %-24s best %s packets/s (median %s)\n' send-ceiling "${MEDIAN[ceiling]}" \
+            "$(printf '%s\n' "${rates[@]}" | median)"
     fi
     bench_cmd rawscan-T5 rawscan 300 "$RAWSCAN" -T5 -p- -n -v "$TARGET_IP"
     bench_cmd rawscan-T5-minrate rawscan 300 "$RAWSCAN" -T5 --min-rate 1000000 -p- -n -v "$TARGET_IP"
