@@ -4,6 +4,7 @@
 #
 #   sudo scripts/bench.sh
 #   sudo SCENARIOS="tcp udp-top100" scripts/bench.sh
+#   sudo SCENARIOS=control scripts/bench.sh          # issue 7's benchmark
 #
 # Scenarios (SCENARIOS, space-separated; default all, in this order):
 #   tcp          -sS all 65535 TCP ports (N runs per tool; masscan too)
@@ -23,6 +24,32 @@
 #                chronyd, snmpd): rawscan vs nmap, each as a TCP run then a
 #                UDP run (N_SV runs; time = both), and their agreement on
 #                product and version per service
+#   control      all five control-* scenarios below (issue 7: rawscan at its
+#                DEFAULT settings, no -T and no rate flag; N_CONTROL runs per
+#                row, medians, every run checked against the truth, the
+#                goals printed per scenario and together at the end; about
+#                8 min without NMAP_LOSS20_TIMEOUT).  The target is the tcp
+#                scenario's.  Not in the default list.
+#   control-default  -p- lossless: rawscan vs nmap -T4 and nmap default
+#                (goal: >= 4x faster than nmap -T4, exact)
+#   control-tbf  -p- through tc tbf rate 2mbit burst 16kb latency 20ms on
+#                the scanner's veth: rawscan vs nmap -T4 (goal: exact, at
+#                most 1.3x nmap's time)
+#   control-loss -p- at 5% and 20% random loss each way (nftables numgen on
+#                the target's veth, as tests/common random_loss): rawscan
+#                (goals: exact; at most 2x / 4x its lossless time, measured
+#                in the same scenario), nmap -T4 at 5% for comparison (at
+#                20% nmap takes about 28 min a run: skipped unless
+#                NMAP_LOSS20_TIMEOUT=SECONDS, then one run under that cap)
+#   control-connect  -sT -p-: rawscan -sT and the unprivileged fallback
+#                (capsh --drop=cap_net_raw) vs nmap -sT -T4 (goal: >= 1.3x
+#                faster)
+#   control-ceiling  examples/send_ceiling (rawscan's own SYN builder and
+#                one sendto per packet on a raw socket, 3 s) gives the
+#                machine's raw-send ceiling (best of N_CONTROL runs);
+#                then rawscan -T5 -p- and -T5
+#                --min-rate 1000000 -p-, their achieved rate (-v) as a
+#                share of it (goal: >= 0.8)
 # Each scenario gets a fresh lab.  masscan runs the TCP and sweep scenarios.
 #
 # Environment:
@@ -37,6 +64,12 @@
 #   TOOLS="rawscan nmap masscan"   which tools to run
 #   SCENARIOS="tcp udp-top100 udp-1024 sv"   (sweep is not in the default list)
 #   OLD_RAWSCAN_BIN=...   sweep: a second rawscan to compare peak RSS with
+#   N_CONTROL=3           control-*: runs per row
+#   NMAP_LOSS_TIMEOUT=900 control-loss: cap of one nmap run at 5% loss (s)
+#   NMAP_LOSS20_TIMEOUT=0 control-loss: >0 runs nmap -T4 once at 20% loss
+#                         under this cap (s)
+#   SEND_CEILING_BIN=...  control-ceiling: the send_ceiling example to use
+#                         (default: cargo build --release --example)
 #
 # Lab: scanner namespace 198.18.0.1 <-veth-> target namespace 198.18.0.2, no
 # default route anywhere, unique names rs-<pid>-b-{s,t}, removed on exit.  The
@@ -64,6 +97,10 @@ NMAP_UDP_ARGS=${NMAP_UDP_ARGS:-}
 TOOLS=${TOOLS:-"rawscan nmap masscan"}
 N_SV=${N_SV:-3}
 SCENARIOS=${SCENARIOS:-"tcp udp-top100 udp-1024 sv"}
+N_CONTROL=${N_CONTROL:-3}
+NMAP_LOSS_TIMEOUT=${NMAP_LOSS_TIMEOUT:-900}
+NMAP_LOSS20_TIMEOUT=${NMAP_LOSS20_TIMEOUT:-0}
+CONTROL_SCENARIOS="control-default control-tbf control-loss control-connect control-ceiling"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 SCANNER_IP=198.18.0.1
@@ -534,6 +571,20 @@ median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; e
 # --------------------------------------------------------------------------
 
 RAWSCAN=""
+CEILING=""
+
+# examples/send_ceiling (scenario control-ceiling), from this checkout
+# unless SEND_CEILING_BIN says otherwise.
+build_ceiling() {
+    if [ -n "${SEND_CEILING_BIN:-}" ]; then
+        CEILING=$SEND_CEILING_BIN
+    else
+        log "cargo build --release --example send_ceiling"
+        (cd "$ROOT" && cargo build --release --quiet --example send_ceiling)
+        CEILING="$ROOT/target/release/examples/send_ceiling"
+    fi
+    [ -x "$CEILING" ] || die "no send_ceiling binary at $CEILING"
+}
 
 build_rawscan() {
     if [ -n "${RAWSCAN_BIN:-}" ]; then
@@ -1057,9 +1108,237 @@ scenario_sv() {
     lab_down
 }
 
+# --------------------------------------------------------------------------
+# Control scenarios (issue 7): rawscan at its DEFAULT settings (no -T, no
+# rate flag) against nmap on a lossless veth, behind a 2 Mbit/s token
+# bucket, under random loss, as a connect scan, and the raw-send ceiling.
+# N_CONTROL runs per row, medians; every run checked against the truth.
+# --------------------------------------------------------------------------
+
+declare -A EXACT=()
+GOALS=()
+
+# The lab's loss, as tests/common random_loss: PERCENT% of all packets each
+# way on the target's veth (nftables numgen random; this kernel has no
+# netem), before the port rules.  0 removes it.
+random_loss() { # percent
+    nft_target -f - <<EOF2
+add chain inet $NFT_TABLE loss_in { type filter hook input priority -10; policy accept; }
+add chain inet $NFT_TABLE loss_out { type filter hook output priority -10; policy accept; }
+flush chain inet $NFT_TABLE loss_in
+flush chain inet $NFT_TABLE loss_out
+EOF2
+    if [ "$1" -gt 0 ]; then
+        nft_target add rule inet "$NFT_TABLE" loss_in iifname "$T" numgen random mod 100 '<' "$1" drop
+        nft_target add rule inet "$NFT_TABLE" loss_out oifname "$T" numgen random mod 100 '<' "$1" drop
+    fi
+}
+
+# The bottleneck, as tests/common scanner_tbf (lab-facts: about 4.3k SYN/s,
+# a floor of about 15.2 s for 65,535 ports).
+TBF=(rate 2mbit burst 16kb latency 20ms)
+scanner_tbf() { ip netns exec "$S" tc qdisc replace dev "$S" root tbf "${TBF[@]}"; }
+
+# rawscan's -v figures of one run ("" when there are none).
+vsummary() { # stderr file
+    local f=$1 a r fr b l
+    a=$(grep -o '[0-9]* probes/s achieved' "$f" | awk '{print $1}' | tail -1) || true
+    [ -n "$a" ] || return 0
+    r=$(grep -o '[0-9]* retries' "$f" | awk '{print $1}' | tail -1) || true
+    fr=$(grep -o 'final rate [0-9]*' "$f" | awk '{print $3}' | tail -1) || true
+    b=$(grep -o '[0-9]* congestion back-offs' "$f" | awk '{print $1}' | tail -1) || true
+    l=$(grep -o '[0-9.]*% of tries' "$f" | awk '{print $1}' | tail -1) || true
+    echo "achieved ${a}/s, ${r} retries, final rate ${fr}/s, ${b} back-offs, loss ${l}"
+}
+
+# bench_cmd LABEL FMT TIMEOUT CMD...: N_CONTROL timed runs of CMD in the
+# scanner namespace, its stdout checked against $WORK/truth-tcp.txt as FMT
+# (rawscan or nmap -oG); median time in MEDIAN[LABEL], exact runs in
+# EXACT[LABEL], rawscan's median achieved rate in MEDIAN[LABEL-rate].  A run
+# killed by TIMEOUT counts as TIMEOUT seconds and not exact.
+bench_cmd() {
+    local label=$1 fmt=$2 tmo=$3
+    shift 3
+    local i out t0 t1 rc verdict exact=0 times=() rates=() v shown
+    shown="$*"
+    shown=${shown//$RAWSCAN/rawscan}
+    [ -n "$CEILING" ] && shown=${shown//$CEILING/send_ceiling}
+    printf '  %-24s %s\n' "$label" "$shown"
+    for i in $(seq "$N_CONTROL"); do
+        out="$WORK/c-${label//[^A-Za-z0-9]/_}-$i.txt"
+        rc=0
+        t0=$(date +%s.%N)
+        ip netns exec "$S" timeout -k 5 "$tmo" "$@" >"$out" 2>"$out.err" || rc=$?
+        t1=$(date +%s.%N)
+        if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+            times+=("$tmo")
+            printf '    run %d: TIMEOUT after %ss (killed)\n' "$i" "$tmo"
+            continue
+        elif [ "$rc" != 0 ]; then
+            printf '    run %d: FAILED (exit %s): %s\n' "$i" "$rc" "$(tail -2 "$out.err" | tr '\n' ' ')"
+            continue
+        fi
+        times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')")
+        verdict=$(python3 "$WORK/helper.py" compare "$WORK/truth-tcp.txt" "$fmt" "$out" tcp "")
+        [[ $verdict == exact* ]] && exact=$((exact + 1))
+        v=""
+        if [ "$fmt" = rawscan ]; then
+            v=$(vsummary "$out.err")
+            rates+=("$(grep -o '[0-9]* probes/s achieved' "$out.err" | awk '{print $1}' | tail -1)")
+        fi
+        printf '    run %d: %8.3fs  %s%s\n' "$i" "${times[-1]}" "$verdict" "${v:+  [$v]}"
+    done
+    EXACT[$label]="$exact/$N_CONTROL"
+    if [ "${#times[@]}" -eq 0 ]; then
+        MEDIAN[$label]=""
+        printf '  %-24s no successful run\n' "$label"
+        return 0
+    fi
+    MEDIAN[$label]=$(printf '%s\n' "${times[@]}" | median)
+    if [ "${#rates[@]}" -gt 0 ]; then
+        MEDIAN[$label-rate]=$(printf '%s\n' "${rates[@]}" | median)
+    fi
+    printf '  %-24s median %8.3fs over %d runs; exact in %s runs%s\n' "$label" "${MEDIAN[$label]}" \
+        "${#times[@]}" "${EXACT[$label]}" "${MEDIAN[$label-rate]:+; median achieved ${MEDIAN[$label-rate]} probes/s}"
+}
+
+# goal TEXT A OP FACTOR B [EXACT_LABEL]: "A OP FACTOR x B" on the medians
+# (OP: le = A <= FACTOR*B, ge = A >= FACTOR*B, none = no goal, the ratio
+# A/B only), also requiring every run of EXACT_LABEL exact; prints and
+# records the verdict with the ratio A/B.
+goal() {
+    local text=$1 a=${MEDIAN[$2]:-} op=$3 f=$4 b=${MEDIAN[$5]:-} ex=${6:-} verdict line
+    if [ -z "$a" ] || [ -z "$b" ]; then
+        line=$(printf '%-62s n/a (a run is missing)' "$text")
+    else
+        verdict=$(awk -v a="$a" -v b="$b" -v f="$f" -v op="$op" \
+            'BEGIN {ok = (op == "le") ? (a <= f * b) : (a >= f * b); printf "%s %.2fx", ok ? "MET" : "NOT MET", a / b}')
+        [ "$op" = none ] && verdict=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "ratio %.2fx", a / b}')
+        if [ -n "$ex" ]; then
+            local e=${EXACT[$ex]:-0/0}
+            [ "${e%/*}" = "${e#*/}" ] || verdict="NOT MET (exact in only $e runs) ${verdict#* }"
+        fi
+        line=$(printf '%-62s %s' "$text" "$verdict")
+    fi
+    echo "GOAL $line"
+    GOALS+=("$line")
+}
+
+# The target of every control scenario: the TCP truth of scenario tcp.
+control_lab() {
+    lab_up
+    setup_tcp
+    echo "   running at the same time: $(uptime | sed 's/.*load/load/')"
+}
+
+NMAP_TCP=(-sS -p- -n -Pn -oG - "$TARGET_IP")
+
+scenario_control_default() {
+    control_lab
+    echo "== control-default: -p- on a lossless veth; rawscan at default settings vs nmap -T4 and nmap default"
+    bench_cmd rawscan-default rawscan 300 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    bench_cmd nmap-T4 nmap 300 nmap -T4 "${NMAP_TCP[@]}"
+    bench_cmd nmap-default nmap 600 nmap "${NMAP_TCP[@]}"
+    goal "default -p-: nmap -T4 / rawscan default >= 4x, exact" nmap-T4 ge 4 rawscan-default rawscan-default
+    goal "default -p-: nmap default / rawscan default (no goal)" nmap-default none 0 rawscan-default
+    lab_down
+}
+
+scenario_control_tbf() {
+    control_lab
+    scanner_tbf
+    echo "== control-tbf: -p- through tbf ${TBF[*]} on the scanner's veth (floor about 15.2 s)"
+    bench_cmd rawscan-tbf rawscan 600 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    bench_cmd nmap-T4-tbf nmap 600 nmap -T4 "${NMAP_TCP[@]}"
+    echo "   scanner qdisc: $(ip netns exec "$S" tc -s qdisc show dev "$S" root | grep -o 'Sent.*' | head -1)"
+    goal "2 Mbit/s tbf: rawscan default <= 1.3x nmap -T4, exact" rawscan-tbf le 1.3 nmap-T4-tbf rawscan-tbf
+    lab_down
+}
+
+scenario_control_loss() {
+    control_lab
+    echo "== control-loss: -p- at random loss each way on the target's veth; rawscan default (and nmap -T4 at 5%)"
+    bench_cmd rawscan-lossless rawscan 300 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    random_loss 5
+    echo "-- 5% loss each way"
+    bench_cmd rawscan-loss5 rawscan 600 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    bench_cmd nmap-T4-loss5 nmap "$NMAP_LOSS_TIMEOUT" nmap -T4 "${NMAP_TCP[@]}"
+    random_loss 20
+    echo "-- 20% loss each way"
+    bench_cmd rawscan-loss20 rawscan 600 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    if [ "${NMAP_LOSS20_TIMEOUT:-0}" -gt 0 ]; then
+        N_CONTROL=1 bench_cmd nmap-T4-loss20 nmap "$NMAP_LOSS20_TIMEOUT" nmap -T4 "${NMAP_TCP[@]}"
+    else
+        echo "  nmap -T4 at 20%: skipped (about 28 min per run; NMAP_LOSS20_TIMEOUT=SECONDS runs it once)"
+    fi
+    random_loss 0
+    goal "5% loss: rawscan <= 2x its lossless time, exact" rawscan-loss5 le 2 rawscan-lossless rawscan-loss5
+    goal "20% loss: rawscan <= 4x its lossless time, exact" rawscan-loss20 le 4 rawscan-lossless rawscan-loss20
+    goal "5% loss: nmap -T4 / rawscan (no goal)" nmap-T4-loss5 none 0 rawscan-loss5
+    lab_down
+}
+
+scenario_control_connect() {
+    control_lab
+    echo "== control-connect: -sT -p- on a lossless veth; rawscan default (-sT, and the unprivileged fallback) vs nmap -sT -T4"
+    bench_cmd rawscan-sT rawscan 300 "$RAWSCAN" -sT -p- -n -v "$TARGET_IP"
+    bench_cmd rawscan-no-raw rawscan 300 capsh --drop=cap_net_raw -- -c 'exec "$0" "$@"' \
+        "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    if ! grep -q 'falling back to TCP connect scan' "$WORK/c-rawscan_no_raw-1.txt.err" 2>/dev/null; then
+        echo "  WARNING: the capsh run did not fall back to a connect scan"
+    fi
+    bench_cmd nmap-sT-T4 nmap 300 nmap -sT -T4 -p- -n -Pn -oG - "$TARGET_IP"
+    goal "connect: nmap -sT -T4 / rawscan -sT >= 1.3x, exact" nmap-sT-T4 ge 1.3 rawscan-sT rawscan-sT
+    goal "connect: nmap -sT -T4 / rawscan fallback >= 1.3x, exact" nmap-sT-T4 ge 1.3 rawscan-no-raw rawscan-no-raw
+    lab_down
+}
+
+# The raw-send ceiling: examples/send_ceiling (rawscan's own SYN builder,
+# one sendto per packet, 3 s) against the same target, N_CONTROL runs, the
+# best one; then rawscan -T5 -p- and -T5 --min-rate 1000000 -p-: their
+# median achieved rate (-v: probes sent over the scan's whole time, start
+# and final wait included) as a share of the ceiling.
+scenario_control_ceiling() {
+    control_lab
+    echo "== control-ceiling: raw sendto ceiling vs rawscan -T5 -p- achieved rate"
+    local i out rates=() r
+    printf '  %-24s %s\n' send-ceiling "send_ceiling $SCANNER_IP $TARGET_IP 3"
+    for i in $(seq "$N_CONTROL"); do
+        out="$WORK/c-ceiling-$i.txt"
+        ip netns exec "$S" "$CEILING" "$SCANNER_IP" "$TARGET_IP" 3 >"$out" 2>&1 || true
+        r=$(grep -o '= [0-9]* packets/s' "$out" | awk '{print $2}')
+        printf '    run %d: %s\n' "$i" "$(cat "$out")"
+        [ -n "$r" ] && rates+=("$r")
+        sleep 1
+    done
+    # The ceiling is the best run (it is what the machine can do; other
+    # load on the 2 cores only ever lowers a run), the others are shown.
+    if [ "${#rates[@]}" -gt 0 ]; then
+        MEDIAN[ceiling]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
+        printf '  %-24s best %s packets/s (median %s)\n' send-ceiling "${MEDIAN[ceiling]}" \
+            "$(printf '%s\n' "${rates[@]}" | median)"
+    fi
+    bench_cmd rawscan-T5 rawscan 300 "$RAWSCAN" -T5 -p- -n -v "$TARGET_IP"
+    bench_cmd rawscan-T5-minrate rawscan 300 "$RAWSCAN" -T5 --min-rate 1000000 -p- -n -v "$TARGET_IP"
+    local k
+    for k in rawscan-T5 rawscan-T5-minrate; do
+        MEDIAN[$k-r]=${MEDIAN[$k-rate]:-}
+        goal "raw send: $k achieved rate >= 0.8x the ceiling, exact" "$k-r" ge 0.8 ceiling "$k"
+    done
+    lab_down
+}
+
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
-    local tool sc udp=0
+    local tool sc udp=0 expanded="" g
+    for sc in $SCENARIOS; do
+        if [ "$sc" = control ]; then
+            expanded+=" $CONTROL_SCENARIOS"
+        else
+            expanded+=" $sc"
+        fi
+    done
+    SCENARIOS=$expanded
     for sc in $SCENARIOS; do
         case $sc in
         tcp) ;;
@@ -1070,7 +1349,13 @@ main() {
             done
             ;;
         sv) udp=1 ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv)" ;;
+        control-default | control-tbf | control-loss | control-connect | control-ceiling) ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv control $CONTROL_SCENARIOS)" ;;
+        esac
+        case $sc in
+        control-tbf) command -v tc >/dev/null || die "tc is not installed (iproute2)" ;;
+        control-connect) command -v capsh >/dev/null || die "capsh is not installed (libcap2-bin)" ;;
+        control-*) case " $TOOLS " in *" rawscan "*) ;; *) die "$sc needs TOOLS to include rawscan" ;; esac ;;
         esac
     done
     for tool in ip nft python3 timeout flock; do
@@ -1085,6 +1370,7 @@ main() {
         [ "$tool" = rawscan ] || command -v "$tool" >/dev/null || die "$tool is not installed"
     done
     case " $TOOLS " in *" rawscan "*) build_rawscan ;; esac
+    case " $SCENARIOS " in *" control-ceiling "*) build_ceiling ;; esac
 
     exec 9>/tmp/rawscan-lab.lock
     flock 9
@@ -1099,8 +1385,20 @@ main() {
         udp-1024) scenario_udp udp-1024 "-p 1-1024" 5400 ;;
         sweep) scenario_sweep ;;
         sv) scenario_sv ;;
+        control-default) scenario_control_default ;;
+        control-tbf) scenario_control_tbf ;;
+        control-loss) scenario_control_loss ;;
+        control-connect) scenario_control_connect ;;
+        control-ceiling) scenario_control_ceiling ;;
         esac
     done
+    if [ "${#GOALS[@]}" -gt 0 ]; then
+        echo
+        echo "== Goals (issue 7), medians of $N_CONTROL runs"
+        for g in "${GOALS[@]}"; do
+            echo "  $g"
+        done
+    fi
 }
 
 main "$@"

@@ -465,6 +465,121 @@ impl Lab {
         self.nft(&script);
     }
 
+    /// Drop the first `n` SYN-ACKs the target sends from each of its TCP
+    /// ports to each scanner address, whatever the scanner's source port
+    /// (so a scanner that retries from new source ports and one that
+    /// retries from the same one meet the same losses); the later ones
+    /// pass.  nftables dynamic sets `synack_1..=n` keyed on (destination
+    /// address, source port) in an output chain of the target (priority
+    /// -20).  Calling it again forgets the SYN-ACKs already counted and
+    /// sets the new `n`; 0 removes the rule.
+    pub fn lose_first_syn_acks(&self, n: u8) {
+        let t = NFT_TABLE;
+        let synack = "tcp flags & (syn | ack) == syn | ack";
+        let key = "ip daddr . tcp sport";
+        let mut script = format!(
+            "add chain inet {t} synack_out {{ type filter hook output priority -20; policy accept; }}\n\
+             flush chain inet {t} synack_out\n"
+        );
+        for k in 1..=n {
+            script += &format!(
+                "add set inet {t} synack_{k} {{ type ipv4_addr . inet_service; flags dynamic; }}\n\
+                 flush set inet {t} synack_{k}\n"
+            );
+        }
+        if n > 0 {
+            // Seen n times already: pass.  Seen k < n times: count, drop.
+            script += &format!("add rule inet {t} synack_out {synack} {key} @synack_{n} accept\n");
+            for k in (1..n).rev() {
+                script += &format!(
+                    "add rule inet {t} synack_out {synack} {key} @synack_{k} add @synack_{} {{ {key} }} counter drop\n",
+                    k + 1
+                );
+            }
+            script += &format!(
+                "add rule inet {t} synack_out {synack} add @synack_1 {{ {key} }} counter drop\n"
+            );
+        }
+        self.nft(&script);
+    }
+
+    /// SYN-ACKs dropped by [`Lab::lose_first_syn_acks`] since it was last
+    /// called (the rules' counters).
+    pub fn lost_syn_acks(&self) -> u64 {
+        let out = self.run_in_target(
+            &self.nft.to_string_lossy(),
+            &["list", "chain", "inet", NFT_TABLE, "synack_out"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "nft list chain synack_out failed: {text}"
+        );
+        text.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                w.position(|x| x == "counter")?;
+                (w.next()? == "packets").then_some(())?;
+                w.next()?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
+    /// A token-bucket bottleneck on the SCANNER's veth end (its egress, so
+    /// the probes queue there): `tc qdisc replace dev <scanner_if> root tbf
+    /// rate <rate> burst <burst> latency <latency>`, e.g. `("2mbit",
+    /// "16kb", "20ms")`.  This kernel has no netem; tbf is the bottleneck.
+    pub fn scanner_tbf(&self, rate: &str, burst: &str, latency: &str) {
+        let Some(tc) = find_tool("tc") else {
+            panic!("`tc` (iproute2) is not installed");
+        };
+        let tc = tc.to_string_lossy().into_owned();
+        let args = [
+            "netns",
+            "exec",
+            &self.scanner_ns,
+            &tc,
+            "qdisc",
+            "replace",
+            "dev",
+            &self.scanner_if,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            burst,
+            "latency",
+            latency,
+        ];
+        if let Err(e) = self.ip(&args) {
+            panic!("tbf on {}: {e}", self.scanner_if);
+        }
+    }
+
+    /// Counters of the scanner veth's root qdisc (`tc -s qdisc show`), to
+    /// prove that a scan really went through the bottleneck.
+    pub fn scanner_qdisc_stats(&self) -> QdiscStats {
+        let tc = find_tool("tc").expect("`tc` (iproute2) is not installed");
+        let tc = tc.to_string_lossy().into_owned();
+        let out = self
+            .ip(&[
+                "netns",
+                "exec",
+                &self.scanner_ns,
+                &tc,
+                "-s",
+                "qdisc",
+                "show",
+                "dev",
+                &self.scanner_if,
+                "root",
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        QdiscStats::parse(&text).unwrap_or_else(|| panic!("cannot parse tc -s output:\n{text}"))
+    }
+
     /// `net.ipv4.icmp_ratelimit` in the target namespace (ms between ICMP
     /// errors per peer for the types in icmp_ratemask; 0 = off).
     pub fn set_icmp_ratelimit(&self, ms: u32) {
@@ -666,6 +781,47 @@ impl Lab {
             }
         }
         panic!("no MAC in {text:?}")
+    }
+}
+
+/// What `tc -s qdisc show` says about a root qdisc.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QdiscStats {
+    /// "tbf", "noqueue", ...
+    pub kind: String,
+    pub sent_packets: u64,
+    pub dropped: u64,
+    pub overlimits: u64,
+}
+
+impl QdiscStats {
+    /// From `qdisc tbf 8001: root ... \n Sent 3801234 bytes 65538 pkt
+    /// (dropped 0, overlimits 12345 requeues 0)`.
+    pub fn parse(text: &str) -> Option<QdiscStats> {
+        let kind = text
+            .lines()
+            .find_map(|l| l.strip_prefix("qdisc "))?
+            .split_whitespace()
+            .next()?
+            .to_string();
+        let words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let before = |name: &str| -> Option<u64> {
+            let i = words.iter().position(|w| *w == name)?;
+            words.get(i.checked_sub(1)?)?.parse().ok()
+        };
+        let after = |name: &str| -> Option<u64> {
+            let i = words.iter().position(|w| *w == name)?;
+            words.get(i + 1)?.parse().ok()
+        };
+        Some(QdiscStats {
+            kind,
+            sent_packets: before("pkt")?,
+            dropped: after("dropped")?,
+            overlimits: after("overlimits")?,
+        })
     }
 }
 
@@ -1948,4 +2104,17 @@ PORT   STATE SERVICE\n\
     assert_eq!(stale_candidate_pid("rs-123-0-s"), Some(123));
     assert_eq!(stale_candidate_pid("rs-123-b-t"), Some(123));
     assert_eq!(stale_candidate_pid("other-123-0-s"), None);
+    let tc = "qdisc tbf 8001: root refcnt 2 rate 2Mbit burst 16Kb lat 20ms \n \
+ Sent 3801234 bytes 65538 pkt (dropped 7, overlimits 12345 requeues 0) \n \
+ backlog 0b 0p requeues 0\n";
+    assert_eq!(
+        QdiscStats::parse(tc),
+        Some(QdiscStats {
+            kind: "tbf".to_string(),
+            sent_packets: 65538,
+            dropped: 7,
+            overlimits: 12345,
+        })
+    );
+    assert_eq!(QdiscStats::parse("no qdisc here"), None);
 }
