@@ -81,7 +81,7 @@ fn main() {
                 port,
                 proto: Proto::Tcp,
             };
-            let Ok(n) = module.make(&key, IpAddr::V4(src), &cookies, &mut buf) else {
+            let Ok(n) = module.make(&key, IpAddr::V4(src), 0, &cookies, &mut buf) else {
                 errors += 1;
                 continue;
             };

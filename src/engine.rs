@@ -286,6 +286,7 @@ mod tests {
                             state,
                             reason,
                             ttl: Some(64),
+                            attempt: None,
                         };
                         out.push(r);
                         out.push(r); // a duplicate

@@ -262,6 +262,9 @@ pub fn classify_icmp(
     Some((PortState::Filtered, reason))
 }
 
+/// Source ports the tries of one TCP probe spread over.
+pub const TRY_PORTS: u16 = 16;
+
 /// The scan's secret: source ports and sequence numbers are keyed hashes of
 /// the probe key, so replies can be validated statelessly (like masscan's
 /// SYN cookies) and forged replies are rejected.
@@ -296,6 +299,30 @@ impl Cookies {
     /// the same for every retry so late replies still validate.
     pub fn src_port(&self, key: &ProbeKey) -> u16 {
         1024 + (self.hash(key, 0x5350) % (65536 - 1024)) as u16
+    }
+
+    /// Source port of TCP try `attempt` (0 = the first) to `key`: the key's
+    /// port plus `attempt mod TRY_PORTS`, wrapping within 1024..=65535. A
+    /// retry from a new port is a new connection to the target: Linux
+    /// answers a repeated SYN for a connection still in SYN_RECV (its
+    /// SYN-ACK was lost) at most once per `tcp_invalid_ratelimit` (500 ms),
+    /// so retries from one port go unanswered (nmap, too, retries from a
+    /// new port). The answer's port also says which try it answers.
+    pub fn tcp_try_port(&self, key: &ProbeKey, attempt: u8) -> u16 {
+        let base = u32::from(self.src_port(key) - 1024);
+        let off = u32::from(attempt) % u32::from(TRY_PORTS);
+        1024 + ((base + off) % (65536 - 1024)) as u16
+    }
+
+    /// Which try (mod `TRY_PORTS`) to `key` left from source `port`, if
+    /// any did.
+    pub fn tcp_try_of(&self, key: &ProbeKey, port: u16) -> Option<u8> {
+        if port < 1024 {
+            return None;
+        }
+        let base = u32::from(self.src_port(key) - 1024);
+        let d = (u32::from(port - 1024) + (65536 - 1024) - base) % (65536 - 1024);
+        (d < u32::from(TRY_PORTS)).then_some(d as u8)
     }
 
     /// Sequence number (TCP) or ID cookie (UDP payloads, IP ID) for `key`.
@@ -342,6 +369,26 @@ mod tests {
             port,
             proto: Proto::Tcp,
         }
+    }
+
+    #[test]
+    fn tcp_tries_leave_from_their_own_ports_and_say_which_try_they_are() {
+        let c = Cookies::new([7; 16]);
+        let k = key(443);
+        assert_eq!(c.tcp_try_port(&k, 0), c.src_port(&k));
+        let ports: std::collections::HashSet<u16> = (0..TRY_PORTS as u8)
+            .map(|a| c.tcp_try_port(&k, a))
+            .collect();
+        assert_eq!(ports.len(), usize::from(TRY_PORTS));
+        for a in 0..40u8 {
+            let p = c.tcp_try_port(&k, a);
+            assert!(p >= 1024);
+            assert_eq!(c.tcp_try_of(&k, p), Some(a % TRY_PORTS as u8));
+        }
+        let valid = (0..=u16::MAX)
+            .filter(|&p| c.tcp_try_of(&k, p).is_some())
+            .count();
+        assert_eq!(valid, usize::from(TRY_PORTS));
     }
 
     #[test]

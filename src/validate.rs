@@ -120,8 +120,19 @@ mod tests {
             check(&answer(22, flags::SYN | flags::ACK, 1, 0)),
             Err(Drop::BadCookie)
         );
+        // The port of a retry (each TCP try leaves from its own port) is
+        // ours, and names the try; one past the last try port is not.
         assert_eq!(
-            check(&answer(22, flags::SYN | flags::ACK, 0, 1)),
+            check(&answer(22, flags::SYN | flags::ACK, 0, 1)).map(|r| r.attempt),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            check(&answer(
+                22,
+                flags::SYN | flags::ACK,
+                0,
+                crate::probe::TRY_PORTS
+            )),
             Err(Drop::WrongPort)
         );
         // A RST without ACK (what our own kernel sends back) proves nothing.

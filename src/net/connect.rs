@@ -38,6 +38,7 @@ fn reply(p: &Probe, (state, reason): (PortState, Reason)) -> Reply {
         state,
         reason,
         ttl: None,
+        attempt: None,
     }
 }
 

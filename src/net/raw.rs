@@ -364,7 +364,7 @@ impl Sender2 {
             let Some(slot) = arena.slot() else {
                 continue; // cannot happen: a batch holds at most PROBE_BATCH
             };
-            match probes::module(p.key.proto).make(&p.key, src, &self.cookies, slot) {
+            match probes::module(p.key.proto).make(&p.key, src, p.attempt, &self.cookies, slot) {
                 Ok(n) => {
                     arena.lens.push(n);
                     arena.dsts.push(p.key.ip);

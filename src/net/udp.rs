@@ -211,6 +211,7 @@ impl Technique for ConnectedUdp {
                         state: PortState::Open,
                         reason,
                         ttl,
+                        attempt: None,
                     });
                 }
                 Ok(_) => return Ready::Pending,
@@ -223,6 +224,7 @@ impl Technique for ConnectedUdp {
                         state: PortState::Closed,
                         reason: Reason::PortUnreach,
                         ttl: None,
+                        attempt: None,
                     });
                 }
                 Err(_) => return Ready::Pending,
@@ -255,6 +257,7 @@ fn icmp_reply(
         state,
         reason,
         ttl: None,
+        attempt: None,
     })
 }
 

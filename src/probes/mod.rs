@@ -33,6 +33,9 @@ pub struct Reply {
     pub state: PortState,
     pub reason: Reason,
     pub ttl: Option<u8>,
+    /// Which try it answers, modulo `probe::TRY_PORTS`, when the probe
+    /// type can tell (TCP: the try's own source port).
+    pub attempt: Option<u8>,
 }
 
 /// Why a packet was not believed.
@@ -76,15 +79,21 @@ pub trait Module: Sync {
     /// (Rate-limited ICMP errors do not: their timing is the target's.)
     fn shows_loss(&self, reason: Reason) -> bool;
 
-    /// Write the probe for `key`, sent from `src`, into `buf` (a whole IP
-    /// packet, IPv4 or IPv6 as `key.ip` is); returns its length.
+    /// Write try `attempt` (0 = the first) of the probe for `key`, sent
+    /// from `src`, into `buf` (a whole IP packet, IPv4 or IPv6 as `key.ip`
+    /// is); returns its length.
     fn make(
         &self,
         key: &ProbeKey,
         src: IpAddr,
+        attempt: u8,
         cookies: &Cookies,
         buf: &mut [u8],
     ) -> Result<usize, BuildError>;
+
+    /// Does an answer's destination port (or the quoted probe's source
+    /// port) belong to `key`? Which try it names, when it can tell.
+    fn our_port(&self, key: &ProbeKey, port: u16, cookies: &Cookies) -> Option<Option<u8>>;
 
     /// A direct answer (not an ICMP error): is it ours, and what does it say?
     fn validate(&self, pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop>;
@@ -121,13 +130,13 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Resu
                 proto: q.proto,
             };
             let m = module(q.proto);
-            // The quote must be our probe: our cookie's source port, sent
-            // from the address the error was delivered to, and the cookie
-            // the module put in the quoted headers.
-            if q.src_port != cookies.src_port(&key)
-                || q.src != e.ip.dst
-                || !m.quotes_ours(&key, e, cookies)
-            {
+            // The quote must be our probe: one of our source ports for the
+            // key, sent from the address the error was delivered to, and
+            // the cookie the module put in the quoted headers.
+            let Some(attempt) = m.our_port(&key, q.src_port, cookies) else {
+                return Err(Drop::BadQuote);
+            };
+            if q.src != e.ip.dst || !m.quotes_ours(&key, e, cookies) {
                 return Err(Drop::BadQuote);
             }
             let from_target = e.ip.src == q.dst;
@@ -137,6 +146,7 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Resu
                 state,
                 reason,
                 ttl: Some(e.ip.ttl),
+                attempt,
             })
         }
         Packet::Icmp(_) => Err(Drop::NotAReply),

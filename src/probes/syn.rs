@@ -1,10 +1,11 @@
 //! The TCP SYN probe (`-sS`), both IP families.
 //!
-//! - make: a SYN from the key's cookie source port, its sequence number
-//!   the cookie; window 1024 and one MSS option of 1460 (the shape nmap's
+//! - make: a SYN from the try's source port (the key's cookie port plus
+//!   the try number, `Cookies::tcp_try_port`: each retry is a new
+//!   connection to the target), its sequence number the cookie; window 1024 and one MSS option of 1460 (the shape nmap's
 //!   `-sS` sends: `wire::tcp::syn_probe`), hop limit 64, IPv4 ID from the
 //!   cookie, DF over IPv4.
-//! - validate: a SYN-ACK or RST-ACK to the cookie's source port that
+//! - validate: a SYN-ACK or RST-ACK to one of the key's try ports that
 //!   acknowledges the cookie (ack = seq + 1); an ICMP error whose quote
 //!   carries the cookie as the sequence number.
 //! - classify: SYN-ACK open (`syn-ack`), RST closed (`reset`), ICMP
@@ -35,11 +36,12 @@ impl Module for Syn {
         &self,
         key: &ProbeKey,
         src: IpAddr,
+        attempt: u8,
         cookies: &Cookies,
         buf: &mut [u8],
     ) -> Result<usize, BuildError> {
         let seq = cookies.seq(key);
-        let segment = tcp::syn_probe(cookies.src_port(key), key.port, seq);
+        let segment = tcp::syn_probe(cookies.tcp_try_port(key, attempt), key.port, seq);
         let ip = IpRepr::probe(src, key.ip, (seq >> 16) as u16, 0);
         emit_packet(buf, &ip, &Transport::Tcp(segment))
     }
@@ -60,9 +62,9 @@ impl Module for Syn {
         } else {
             return Err(Drop::NotAReply);
         };
-        if t.dst_port != cookies.src_port(&key) {
+        let Some(attempt) = cookies.tcp_try_of(&key, t.dst_port) else {
             return Err(Drop::WrongPort);
-        }
+        };
         if t.ack != cookies.seq(&key).wrapping_add(1) {
             return Err(Drop::BadCookie);
         }
@@ -71,7 +73,12 @@ impl Module for Syn {
             state,
             reason,
             ttl: Some(t.ip.ttl),
+            attempt: Some(attempt),
         })
+    }
+
+    fn our_port(&self, key: &ProbeKey, port: u16, cookies: &Cookies) -> Option<Option<u8>> {
+        cookies.tcp_try_of(key, port).map(Some)
     }
 
     fn quotes_ours(&self, key: &ProbeKey, e: &IcmpError<'_>, cookies: &Cookies) -> bool {

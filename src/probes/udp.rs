@@ -42,6 +42,7 @@ impl Module for Udp {
         &self,
         key: &ProbeKey,
         src: IpAddr,
+        _attempt: u8,
         cookies: &Cookies,
         buf: &mut [u8],
     ) -> Result<usize, BuildError> {
@@ -94,7 +95,12 @@ impl Module for Udp {
             state: PortState::Open,
             reason,
             ttl: Some(u.ip.ttl),
+            attempt: None,
         })
+    }
+
+    fn our_port(&self, key: &ProbeKey, port: u16, cookies: &Cookies) -> Option<Option<u8>> {
+        (port == cookies.src_port(key)).then_some(None)
     }
 
     fn quotes_ours(&self, key: &ProbeKey, e: &IcmpError<'_>, cookies: &Cookies) -> bool {

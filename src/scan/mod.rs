@@ -37,7 +37,7 @@ use crate::control::adaptive::Adaptive;
 use crate::control::retry::Budget;
 use crate::control::{Controller, Limits};
 use crate::plan::Plan;
-use crate::probe::{PortResult, PortState, ProbeKey, Reason};
+use crate::probe::{PortResult, PortState, ProbeKey, Reason, TRY_PORTS};
 use crate::probes::{self, Silence};
 use crate::validate::Reply;
 
@@ -45,6 +45,17 @@ use hosts::{Hosts, Timing};
 use pacing::Pacer;
 use sources::Sources;
 use table::{Entry, Table};
+
+/// The try (of `latest + 1` so far) that an answer naming try `m` modulo
+/// `TRY_PORTS` answers: the latest such try.
+fn answered_try(latest: u8, m: u8) -> Option<u8> {
+    let n = TRY_PORTS as u8;
+    let m = m % n;
+    if latest < m {
+        return None;
+    }
+    Some(latest - (latest - m) % n)
+}
 
 /// How the scan paces itself and decides silence.
 #[derive(Clone, Debug)]
@@ -72,6 +83,8 @@ pub struct Probe {
     /// The address to send from (`-S`); None: the kernel's choice for the
     /// route to the target.
     pub src: Option<IpAddr>,
+    /// Which try this is (0 = the first).
+    pub attempt: u8,
 }
 
 /// Per-host facts for the report.
@@ -234,6 +247,7 @@ impl Scan {
             key,
             timeout,
             src: self.settings.sources.pick(&key),
+            attempt: self.table.attempt(&key).unwrap_or(0),
         }
     }
 
@@ -265,11 +279,26 @@ impl Scan {
         };
         let key = reply.key;
         let first = entry.attempt == 0 && !entry.once;
-        let rtt = first.then(|| now.saturating_duration_since(entry.sent));
+        // Which try was answered: the latest, unless the answer names an
+        // earlier one (TCP tries leave from their own ports). Karn's rule:
+        // a round trip only when the answered try is known and is the
+        // latest or the first.
+        let answered = match reply.attempt {
+            Some(m) => answered_try(entry.attempt, m),
+            None if first => Some(0),
+            None => None,
+        };
+        let rtt = match answered {
+            _ if entry.once => None,
+            Some(a) if a == entry.attempt => Some(now.saturating_duration_since(entry.sent)),
+            Some(0) => Some(now.saturating_duration_since(entry.first_sent)),
+            _ => None,
+        };
         // Answers through the target's ICMP rate limit say nothing about
-        // loss on the path.
+        // loss on the path; an answer to an earlier try that came late is
+        // a slow answer, not a loss.
         let shows_loss = probes::module(key.proto).shows_loss(reply.reason);
-        let loss = (!entry.once && shows_loss).then_some(entry.attempt);
+        let loss = (!entry.once && shows_loss).then_some(answered.unwrap_or(entry.attempt));
         let unknown = self.hosts.rtt().srtt().is_none();
         self.hosts.answered(key.ip, rtt, loss);
         if unknown && self.hosts.rtt().srtt().is_some() {
@@ -417,5 +446,21 @@ impl Scan {
         self.hosts
             .iter()
             .map(|(ip, h)| (*ip, HostInfo { latency: h.latency }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answered_try;
+
+    #[test]
+    fn the_answered_try_is_the_latest_with_its_port() {
+        assert_eq!(answered_try(0, 0), Some(0));
+        assert_eq!(answered_try(3, 3), Some(3));
+        assert_eq!(answered_try(3, 0), Some(0));
+        assert_eq!(answered_try(3, 5), None, "try 5 was never sent");
+        // Ports repeat every 16 tries: the latest one that used it.
+        assert_eq!(answered_try(20, 2), Some(18));
+        assert_eq!(answered_try(20, 4), Some(20));
     }
 }

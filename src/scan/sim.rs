@@ -245,6 +245,7 @@ impl Net {
             state,
             reason,
             ttl: Some(64),
+            attempt: None,
         };
         self.events.push(Reverse((back, self.seq, ReplyOrd(reply))));
     }

@@ -21,6 +21,8 @@ pub struct Entry {
     pub attempt: u8,
     /// When the latest try went out.
     pub sent: Instant,
+    /// When the first try went out.
+    pub first_sent: Instant,
     /// None while waiting for a retry decision or a retransmission.
     deadline: Option<Instant>,
     /// Expire at the deadline without retries (a paced UDP re-probe).
@@ -106,6 +108,7 @@ impl Table {
             .or_insert(Entry {
                 attempt: 0,
                 sent: now,
+                first_sent: now,
                 deadline: Some(deadline),
                 once,
                 sample,
