@@ -23,6 +23,14 @@
 #                chronyd, snmpd): rawscan vs nmap, each as a TCP run then a
 #                UDP run (N_SV runs; time = both), and their agreement on
 #                product and version per service
+#   udp-real     -sU of 13 ports of real UDP daemons (issue 13): echo, dnsmasq,
+#                tftpd-hpa, rpcbind, chronyd, snmpd, xl2tpd, freeradius (auth and
+#                accounting), coturn, memcached, plus 2 closed ports; DEFAULT
+#                ICMP limit; rawscan raw and unprivileged vs nmap (N_UDP_REAL=3
+#                runs each, medians)
+#   connect      -sT -p- (issue 7 §4): rawscan -sT and the unprivileged
+#                fallback (no CAP_NET_RAW, default settings) vs nmap -sT -T4
+#                (N_CONNECT=3 runs each, medians)
 # Each scenario gets a fresh lab.  masscan runs the TCP and sweep scenarios.
 #
 # Environment:
@@ -1057,6 +1065,264 @@ scenario_sv() {
     lab_down
 }
 
+# --------------------------------------------------------------------------
+# udp-real scenario (issue 13): a dozen real UDP services from Debian
+# packages, a small -sU scan of their ports at the kernel's default ICMP
+# limit.  Own functions (udp_real_*), so other scenarios merge cleanly.
+# --------------------------------------------------------------------------
+
+# Ports of the udp-real scan and their truth.  Open: echo 7 (python), dnsmasq
+# 53, tftpd-hpa 69 (answers from a new port, RFC 1350), rpcbind 111, chronyd
+# 123, snmpd 161, xl2tpd 1701, freeradius 1812 (Access-Reject after its 1 s
+# reject_delay), coturn 3478 (STUN), memcached 11211.  freeradius's
+# accounting port 1813 drops rawscan's empty datagram: open|filtered.  5060
+# and 520 are closed (port-unreachable).
+UDP_REAL_OPEN=(7 53 69 111 123 161 1701 1812 3478 11211)
+UDP_REAL_SILENT=(1813)
+UDP_REAL_CLOSED=(520 5060)
+
+# The services, only inside the target namespace (config and state under
+# $WORK/real); each must be bound before the scan.
+udp_real_services() {
+    local d="$WORK/real" p
+    mkdir -p "$d/tftp" "$d/rad" "$d/coturn"
+    chmod 755 "$WORK" "$d" "$d/tftp"
+    in_target_bg "$d/echo.log" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)'
+    in_target_bg "$d/dnsmasq.log" dnsmasq --no-daemon --log-facility=- \
+        --conf-file=/dev/null --no-resolv --no-hosts --port=53 \
+        --listen-address="$TARGET_IP" --bind-interfaces \
+        --pid-file="$d/dnsmasq.pid" --user=root --group=root
+    printf '%s\n' "port 123" "bindaddress $TARGET_IP" "allow all" "cmdport 0" \
+        "bindcmdaddress /" "pidfile $d/chronyd.pid" "driftfile $d/chrony.drift" \
+        >"$d/chrony.conf"
+    in_target_bg "$d/chronyd.log" chronyd -4 -d -x -u root -f "$d/chrony.conf"
+    echo "rocommunity public" >"$d/snmpd.conf"
+    in_target_bg "$d/snmpd.log" env SNMP_PERSISTENT_DIR="$d/snmp" SNMPCONFPATH="$d" \
+        MIBDIRS="$d/no-mibs" MIBS= snmpd -f -Lo -C -c "$d/snmpd.conf" \
+        -p "$d/snmpd.pid" -I -smux "udp:$TARGET_IP:161"
+    # tftpd-hpa: an empty root, so a read request draws "File not found".
+    in_target_bg "$d/tftpd.log" /usr/sbin/in.tftpd -L -v -u root -s "$d/tftp" \
+        -a "$TARGET_IP:69"
+    # rpcbind: UDP bound to the target address only (-h), no warm start.
+    mkdir -p /run/rpcbind
+    in_target_bg "$d/rpcbind.log" /usr/sbin/rpcbind -f -h "$TARGET_IP"
+    # xl2tpd: an LNS that answers a start-control-connection request.
+    printf '%s\n' "[global]" "listen-addr = $TARGET_IP" "port = 1701" \
+        "[lns default]" "ip range = 198.18.0.100-198.18.0.110" "local ip = 198.18.0.99" \
+        >"$d/xl2tpd.conf"
+    in_target_bg "$d/xl2tpd.log" /usr/sbin/xl2tpd -D -c "$d/xl2tpd.conf" \
+        -p "$d/xl2tpd.pid" -C "$d/l2tp-control"
+    # freeradius: a client entry for the lab, every request rejected after
+    # the default reject_delay of 1 s.
+    udp_real_radius_conf "$d/rad"
+    in_target_bg "$d/freeradius.log" /usr/sbin/freeradius -f -d "$d/rad"
+    # coturn: STUN binding requests answered without authentication.
+    in_target_bg "$d/coturn.log" /usr/bin/turnserver -n --listening-ip="$TARGET_IP" \
+        --listening-port=3478 --no-tls --no-dtls --no-cli --no-auth \
+        --pidfile="$d/coturn/turnserver.pid" --log-file=stdout --simple-log
+    in_target_bg "$d/memcached.log" memcached -u root -l "$TARGET_IP" -p 11211 -U 11211
+    for p in "${UDP_REAL_OPEN[@]}" 1813; do
+        wait_udp_bound "$p"
+    done
+}
+
+udp_real_radius_conf() { # dir
+    local r=$1
+    cat >"$r/radiusd.conf" <<RAD
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = $r
+raddbdir = $r
+radacctdir = $r
+name = freeradius
+confdir = $r
+modconfdir = $r
+run_dir = $r
+db_dir = $r
+libdir = /usr/lib/freeradius
+pidfile = $r/radiusd.pid
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 1024
+hostname_lookups = no
+security {
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 1
+	status_server = no
+}
+log {
+	destination = stdout
+}
+client lab {
+	ipaddr = 198.18.0.0/15
+	secret = rawscan-lab
+}
+modules {
+	always reject {
+		rcode = reject
+	}
+	always ok {
+		rcode = ok
+	}
+}
+server default {
+	listen {
+		type = auth
+		ipaddr = $TARGET_IP
+		port = 1812
+	}
+	listen {
+		type = acct
+		ipaddr = $TARGET_IP
+		port = 1813
+	}
+	authorize {
+		reject
+	}
+	authenticate {
+	}
+	preacct {
+		ok
+	}
+	accounting {
+		ok
+	}
+}
+RAD
+}
+
+# --------------------------------------------------------------------------
+# connect scenario (issue 7 §4): -sT -p- at default settings, and the
+# unprivileged fallback, against nmap -sT -T4; the TCP target of `tcp`.
+# --------------------------------------------------------------------------
+
+# connect_runs LABEL TOOL RUNS CMD...: time RUNS runs of CMD in the scanner
+# namespace (stdout to the run's file), check each against the TCP truth
+# (TOOL's output format), and keep the median in MEDIAN[LABEL].
+connect_runs() {
+    local label=$1 tool=$2 runs=$3 i t0 t1 out verdict exact=0
+    shift 3
+    local times=()
+    printf '  %-16s %s\n' "$label" "$*"
+    for i in $(seq "$runs"); do
+        out="$WORK/$label-$i.txt"
+        t0=$(date +%s.%N)
+        if ! ip netns exec "$S" timeout 300 "$@" >"$out" 2>"$out.err"; then
+            echo "  $label run $i FAILED: $(tail -3 "$out.err")" >&2
+            continue
+        fi
+        t1=$(date +%s.%N)
+        times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')")
+        verdict=$(python3 "$WORK/helper.py" compare "$WORK/truth-tcp.txt" "$tool" "$out" tcp "")
+        [[ $verdict == exact* ]] && exact=$((exact + 1))
+        printf '  %-16s run %d: %8.3fs  %s\n' "$label" "$i" "${times[-1]}" "$verdict"
+    done
+    if [ "${#times[@]}" -eq 0 ]; then
+        MEDIAN[$label]=""
+        return
+    fi
+    MEDIAN[$label]=$(printf '%s\n' "${times[@]}" | median)
+    printf '%-16s median %8.3fs over %d runs; exact in %d/%d runs\n' \
+        "$label" "${MEDIAN[$label]}" "${#times[@]}" "$exact" "$runs"
+}
+
+scenario_connect() {
+    local runs=${N_CONNECT:-3} label
+    lab_up
+    setup_tcp
+    udp_real_unprivileged_wrapper >"$WORK/rawscan-unpriv"
+    chmod 755 "$WORK/rawscan-unpriv"
+    echo "== connect scan, all 65535 ports: open ${TCP_OPEN[*]}; dropped ${TCP_DROPPED[*]}; admin-prohibited $TCP_ADMIN; rest closed"
+    # Interleaved, so all three see the same machine load.
+    for _ in $(seq "$runs"); do
+        connect_runs connect-rawscan rawscan 1 "$RAWSCAN" -sT -p- -n "$TARGET_IP"
+        connect_runs connect-unpriv rawscan 1 "$WORK/rawscan-unpriv" -p- -n "$TARGET_IP"
+        connect_runs connect-nmap nmap 1 nmap -sT -p- -n -Pn -T4 -oG - "$TARGET_IP"
+        for label in connect-rawscan connect-unpriv connect-nmap; do
+            CONNECT_TIMES[$label]+="${MEDIAN[$label]:-} "
+        done
+    done
+    for label in connect-rawscan connect-unpriv connect-nmap; do
+        MEDIAN[$label]=$(printf '%s\n' ${CONNECT_TIMES[$label]} | median)
+        printf '%-16s median %8.3fs over %d runs\n' "$label" "${MEDIAN[$label]}" "$runs"
+    done
+    for label in connect-rawscan connect-unpriv; do
+        awk -v a="${MEDIAN[$label]}" -v b="${MEDIAN[connect-nmap]}" -v l="$label" \
+            'BEGIN {printf "nmap -sT -T4 / %s: %.2fx (goal: at least 1.3x, aim 1.5x)\n", l, b / a}'
+    done
+    lab_down
+}
+declare -A CONNECT_TIMES=()
+
+# A wrapper that runs rawscan without CAP_NET_RAW (capsh), as a user would.
+udp_real_unprivileged_wrapper() {
+    printf '#!/bin/sh\nexec capsh --drop=cap_net_raw -- -c '"'"'exec "$0" "$@"'"'"' %s "$@"\n' "$RAWSCAN"
+}
+
+setup_udp_real() {
+    udp_real_services
+    python3 "$WORK/helper.py" truth_udp "$WORK/truth-udp-real.txt" \
+        "$(csv "${UDP_REAL_OPEN[@]}")" "$(csv "${UDP_REAL_SILENT[@]}")" ""
+    icmp_kernel_default
+}
+
+scenario_udp_real() {
+    local tool mode
+    UDP_PORTS="-p $(csv "${UDP_REAL_OPEN[@]}" "${UDP_REAL_SILENT[@]}" "${UDP_REAL_CLOSED[@]}")"
+    UDP_TIMEOUT=120
+    lab_up
+    setup_udp_real
+    echo "== UDP real services ($UDP_PORTS), default ICMP rate limit: open ${UDP_REAL_OPEN[*]}" \
+        "(echo, dnsmasq, tftpd-hpa, rpcbind, chronyd, snmpd, xl2tpd, freeradius, coturn, memcached);" \
+        "open|filtered ${UDP_REAL_SILENT[*]} (freeradius accounting); closed ${UDP_REAL_CLOSED[*]}"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp udp-real "$WORK/truth-udp-real.txt" "${N_UDP_REAL:-3}" ;;
+        *) echo "  $tool: no UDP scenario (skipped)" ;;
+        esac
+    done
+    case " $TOOLS " in
+    *" rawscan "*)
+        # The same scan without CAP_NET_RAW (connected UDP sockets).
+        mode=$RAWSCAN
+        udp_real_unprivileged_wrapper >"$WORK/rawscan-unpriv"
+        chmod 755 "$WORK/rawscan-unpriv"
+        RAWSCAN="$WORK/rawscan-unpriv"
+        bench_tool rawscan udp udp-real-unpriv "$WORK/truth-udp-real.txt" "${N_UDP_REAL:-3}"
+        RAWSCAN=$mode
+        ;;
+    esac
+    ratios udp-real
+    local m=${MEDIAN[nmap-udp-real]:-}
+    for mode in udp-real udp-real-unpriv; do
+        if [ -n "${MEDIAN[rawscan-$mode]:-}" ] && [ -n "$m" ]; then
+            awk -v a="${MEDIAN[rawscan-$mode]}" -v b="$m" -v l="$mode" \
+                'BEGIN {printf "rawscan/nmap time (%s): %.2fx (goal: at most 1x)\n", l, a / b}'
+        fi
+    done
+    # The same services without the closed ports: every reply is UDP, so
+    # no ICMP error says the host would report a closed port at once.
+    UDP_PORTS="-p $(csv "${UDP_REAL_OPEN[@]}" "${UDP_REAL_SILENT[@]}")"
+    echo "-- the open ports and 1813 only ($UDP_PORTS): replies all UDP"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp udp-real-open "$WORK/truth-udp-real.txt" "${N_UDP_REAL:-3}" ;;
+        esac
+    done
+    ratios udp-real-open
+    lab_down
+}
+
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
     local tool sc udp=0
@@ -1070,7 +1336,14 @@ main() {
             done
             ;;
         sv) udp=1 ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv)" ;;
+        udp-real)
+            udp=1
+            for tool in in.tftpd freeradius rpcbind xl2tpd turnserver memcached capsh; do
+                command -v "$tool" >/dev/null || die "$tool is not installed (udp-real: tftpd-hpa freeradius rpcbind xl2tpd coturn memcached libcap2-bin)"
+            done
+            ;;
+        connect) command -v capsh >/dev/null || die "capsh is not installed (connect)" ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv udp-real connect)" ;;
         esac
     done
     for tool in ip nft python3 timeout flock; do
@@ -1099,6 +1372,8 @@ main() {
         udp-1024) scenario_udp udp-1024 "-p 1-1024" 5400 ;;
         sweep) scenario_sweep ;;
         sv) scenario_sv ;;
+        udp-real) scenario_udp_real ;;
+        connect) scenario_connect ;;
         esac
     done
 }
