@@ -600,4 +600,34 @@ mod tests {
         // One ICMP error per second after the burst: about 52 s at least.
         assert!(o.elapsed < Duration::from_secs(75), "{:?}", o.elapsed);
     }
+
+    /// Issue 13 §3: a small UDP scan of a host whose ports answer (all but
+    /// two, which drop) is settled by one proof pass once the host's ICMP
+    /// bucket must hold a token, not by a 3 s window of silence.
+    #[test]
+    fn a_small_udp_scan_of_open_services_is_settled_in_about_a_token_interval() {
+        fn services(_: Proto, port: u16) -> Kind {
+            match port {
+                1813 | 5060 => Kind::Filtered,
+                _ => Kind::Open,
+            }
+        }
+        let mut t = Target::new("198.18.0.2", services);
+        t.icmp_burst = 6.0;
+        t.icmp_interval = Duration::from_secs(1);
+        let targets = vec![t];
+        let mut net = Net::new(Path::lan(), targets.clone(), 13);
+        let ports = [
+            7, 53, 69, 111, 123, 161, 1701, 1812, 1813, 3478, 5060, 11211,
+        ]
+        .into_iter()
+        .map(|p| (Proto::Udp, p))
+        .collect();
+        let o = run(plan("198.18.0.2", ports, 13), settings(), &mut net);
+        assert_eq!(o.results.len(), 12);
+        assert_eq!(o.wrong(&targets), Vec::<String>::new());
+        // The proof pass goes 1.25 s after the first probe; nmap takes
+        // about 2.4 s on such a scan.
+        assert!(o.elapsed < Duration::from_millis(2000), "{:?}", o.elapsed);
+    }
 }
