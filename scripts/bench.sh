@@ -50,6 +50,11 @@
 #                then rawscan -T5 -p- and -T5
 #                --min-rate 1000000 -p-, their achieved rate (-v) as a
 #                share of it (goal: >= 0.8)
+#   udp-real     -sU of 13 ports of real UDP daemons (issue 13): echo, dnsmasq,
+#                tftpd-hpa, rpcbind, chronyd, snmpd, xl2tpd, freeradius (auth and
+#                accounting), coturn, memcached, plus 2 closed ports; DEFAULT
+#                ICMP limit; rawscan raw and unprivileged vs nmap (N_UDP_REAL=3
+#                runs each, medians)
 # Each scenario gets a fresh lab.  masscan runs the TCP and sweep scenarios.
 #
 # Environment:
@@ -1328,6 +1333,200 @@ scenario_control_ceiling() {
     lab_down
 }
 
+# --------------------------------------------------------------------------
+# udp-real scenario (issue 13): a dozen real UDP services from Debian
+# packages, a small -sU scan of their ports at the kernel's default ICMP
+# limit.  Own functions (udp_real_*), so other scenarios merge cleanly.
+# --------------------------------------------------------------------------
+
+# Ports of the udp-real scan and their truth.  Open: echo 7 (python), dnsmasq
+# 53, tftpd-hpa 69 (answers from a new port, RFC 1350), rpcbind 111, chronyd
+# 123, snmpd 161, xl2tpd 1701, freeradius 1812 (Access-Reject after its 1 s
+# reject_delay), coturn 3478 (STUN), memcached 11211.  freeradius's
+# accounting port 1813 drops rawscan's empty datagram: open|filtered.  5060
+# and 520 are closed (port-unreachable).
+UDP_REAL_OPEN=(7 53 69 111 123 161 1701 1812 3478 11211)
+UDP_REAL_SILENT=(1813)
+UDP_REAL_CLOSED=(520 5060)
+
+# The services, only inside the target namespace (config and state under
+# $WORK/real); each must be bound before the scan.
+udp_real_services() {
+    local d="$WORK/real" p
+    mkdir -p "$d/tftp" "$d/rad" "$d/coturn"
+    chmod 755 "$WORK" "$d" "$d/tftp"
+    in_target_bg "$d/echo.log" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 7))
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)'
+    in_target_bg "$d/dnsmasq.log" dnsmasq --no-daemon --log-facility=- \
+        --conf-file=/dev/null --no-resolv --no-hosts --port=53 \
+        --listen-address="$TARGET_IP" --bind-interfaces \
+        --pid-file="$d/dnsmasq.pid" --user=root --group=root
+    printf '%s\n' "port 123" "bindaddress $TARGET_IP" "allow all" "cmdport 0" \
+        "bindcmdaddress /" "pidfile $d/chronyd.pid" "driftfile $d/chrony.drift" \
+        >"$d/chrony.conf"
+    in_target_bg "$d/chronyd.log" chronyd -4 -d -x -u root -f "$d/chrony.conf"
+    echo "rocommunity public" >"$d/snmpd.conf"
+    in_target_bg "$d/snmpd.log" env SNMP_PERSISTENT_DIR="$d/snmp" SNMPCONFPATH="$d" \
+        MIBDIRS="$d/no-mibs" MIBS= snmpd -f -Lo -C -c "$d/snmpd.conf" \
+        -p "$d/snmpd.pid" -I -smux "udp:$TARGET_IP:161"
+    # tftpd-hpa: an empty root, so a read request draws "File not found".
+    in_target_bg "$d/tftpd.log" /usr/sbin/in.tftpd -L -v -u root -s "$d/tftp" \
+        -a "$TARGET_IP:69"
+    # rpcbind: UDP bound to the target address only (-h), no warm start.
+    mkdir -p /run/rpcbind
+    in_target_bg "$d/rpcbind.log" /usr/sbin/rpcbind -f -h "$TARGET_IP"
+    # xl2tpd: an LNS that answers a start-control-connection request.
+    printf '%s\n' "[global]" "listen-addr = $TARGET_IP" "port = 1701" \
+        "[lns default]" "ip range = 198.18.0.100-198.18.0.110" "local ip = 198.18.0.99" \
+        >"$d/xl2tpd.conf"
+    in_target_bg "$d/xl2tpd.log" /usr/sbin/xl2tpd -D -c "$d/xl2tpd.conf" \
+        -p "$d/xl2tpd.pid" -C "$d/l2tp-control"
+    # freeradius: a client entry for the lab, every request rejected after
+    # the default reject_delay of 1 s.
+    udp_real_radius_conf "$d/rad"
+    in_target_bg "$d/freeradius.log" /usr/sbin/freeradius -f -d "$d/rad"
+    # coturn: STUN binding requests answered without authentication.
+    in_target_bg "$d/coturn.log" /usr/bin/turnserver -n --listening-ip="$TARGET_IP" \
+        --listening-port=3478 --no-tls --no-dtls --no-cli --no-auth \
+        --pidfile="$d/coturn/turnserver.pid" --log-file=stdout --simple-log
+    in_target_bg "$d/memcached.log" memcached -u root -l "$TARGET_IP" -p 11211 -U 11211
+    for p in "${UDP_REAL_OPEN[@]}" 1813; do
+        wait_udp_bound "$p"
+    done
+}
+
+udp_real_radius_conf() { # dir
+    local r=$1
+    cat >"$r/radiusd.conf" <<RAD
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = $r
+raddbdir = $r
+radacctdir = $r
+name = freeradius
+confdir = $r
+modconfdir = $r
+run_dir = $r
+db_dir = $r
+libdir = /usr/lib/freeradius
+pidfile = $r/radiusd.pid
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 1024
+hostname_lookups = no
+security {
+	allow_core_dumps = no
+	max_attributes = 200
+	reject_delay = 1
+	status_server = no
+}
+log {
+	destination = stdout
+}
+client lab {
+	ipaddr = 198.18.0.0/15
+	secret = rawscan-lab
+}
+modules {
+	always reject {
+		rcode = reject
+	}
+	always ok {
+		rcode = ok
+	}
+}
+server default {
+	listen {
+		type = auth
+		ipaddr = $TARGET_IP
+		port = 1812
+	}
+	listen {
+		type = acct
+		ipaddr = $TARGET_IP
+		port = 1813
+	}
+	authorize {
+		reject
+	}
+	authenticate {
+	}
+	preacct {
+		ok
+	}
+	accounting {
+		ok
+	}
+}
+RAD
+}
+
+udp_real_unprivileged_wrapper() {
+    printf '#!/bin/sh\nexec capsh --drop=cap_net_raw -- -c '"'"'exec "$0" "$@"'"'"' %s "$@"\n' "$RAWSCAN"
+}
+
+setup_udp_real() {
+    udp_real_services
+    python3 "$WORK/helper.py" truth_udp "$WORK/truth-udp-real.txt" \
+        "$(csv "${UDP_REAL_OPEN[@]}")" "$(csv "${UDP_REAL_SILENT[@]}")" ""
+    icmp_kernel_default
+}
+
+scenario_udp_real() {
+    local tool mode
+    UDP_PORTS="-p $(csv "${UDP_REAL_OPEN[@]}" "${UDP_REAL_SILENT[@]}" "${UDP_REAL_CLOSED[@]}")"
+    UDP_TIMEOUT=120
+    lab_up
+    setup_udp_real
+    echo "== UDP real services ($UDP_PORTS), default ICMP rate limit: open ${UDP_REAL_OPEN[*]}" \
+        "(echo, dnsmasq, tftpd-hpa, rpcbind, chronyd, snmpd, xl2tpd, freeradius, coturn, memcached);" \
+        "open|filtered ${UDP_REAL_SILENT[*]} (freeradius accounting); closed ${UDP_REAL_CLOSED[*]}"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp udp-real "$WORK/truth-udp-real.txt" "${N_UDP_REAL:-3}" ;;
+        *) echo "  $tool: no UDP scenario (skipped)" ;;
+        esac
+    done
+    case " $TOOLS " in
+    *" rawscan "*)
+        # The same scan without CAP_NET_RAW (connected UDP sockets).
+        mode=$RAWSCAN
+        udp_real_unprivileged_wrapper >"$WORK/rawscan-unpriv"
+        chmod 755 "$WORK/rawscan-unpriv"
+        RAWSCAN="$WORK/rawscan-unpriv"
+        bench_tool rawscan udp udp-real-unpriv "$WORK/truth-udp-real.txt" "${N_UDP_REAL:-3}"
+        RAWSCAN=$mode
+        ;;
+    esac
+    ratios udp-real
+    local m=${MEDIAN[nmap-udp-real]:-}
+    for mode in udp-real udp-real-unpriv; do
+        if [ -n "${MEDIAN[rawscan-$mode]:-}" ] && [ -n "$m" ]; then
+            awk -v a="${MEDIAN[rawscan-$mode]}" -v b="$m" -v l="$mode" \
+                'BEGIN {printf "rawscan/nmap time (%s): %.2fx (goal: at most 1x)\n", l, a / b}'
+        fi
+    done
+    # The same services without the closed ports: every reply is UDP, so
+    # no ICMP error says the host would report a closed port at once.
+    UDP_PORTS="-p $(csv "${UDP_REAL_OPEN[@]}" "${UDP_REAL_SILENT[@]}")"
+    echo "-- the open ports and 1813 only ($UDP_PORTS): replies all UDP"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp udp-real-open "$WORK/truth-udp-real.txt" "${N_UDP_REAL:-3}" ;;
+        esac
+    done
+    ratios udp-real-open
+    lab_down
+}
+
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
     local tool sc udp=0 expanded="" g
@@ -1349,8 +1548,14 @@ main() {
             done
             ;;
         sv) udp=1 ;;
+        udp-real)
+            udp=1
+            for tool in in.tftpd freeradius rpcbind xl2tpd turnserver memcached capsh; do
+                command -v "$tool" >/dev/null || die "$tool is not installed (udp-real: tftpd-hpa freeradius rpcbind xl2tpd coturn memcached libcap2-bin)"
+            done
+            ;;
         control-default | control-tbf | control-loss | control-connect | control-ceiling) ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv control $CONTROL_SCENARIOS)" ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv udp-real control $CONTROL_SCENARIOS)" ;;
         esac
         case $sc in
         control-tbf) command -v tc >/dev/null || die "tc is not installed (iproute2)" ;;
@@ -1390,6 +1595,7 @@ main() {
         control-loss) scenario_control_loss ;;
         control-connect) scenario_control_connect ;;
         control-ceiling) scenario_control_ceiling ;;
+        udp-real) scenario_udp_real ;;
         esac
     done
     if [ "${#GOALS[@]}" -gt 0 ]; then

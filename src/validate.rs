@@ -16,6 +16,10 @@
 //!   as that protocol and echo the cookie (`udp-response`); where it has none,
 //!   or the probe was an empty datagram, nothing in the reply can prove it,
 //!   and it is believed with the distinct reason `udp-response-unverified`.
+//!   TFTP is the one protocol whose server answers from another port (RFC
+//!   1350 transfer IDs): a TFTP answer to a read request from any port of
+//!   the target, to the cookie's source port of (target, 69/udp), answers
+//!   that key (`udp-response-unverified`: TFTP has no ID field).
 
 pub use crate::probes::{Drop, Reply, validate};
 
@@ -324,5 +328,70 @@ mod tests {
         // The destination address is always checked.
         let to_other = udp_reply(t, IpAddr::V4(OTHER), 9999, b"");
         assert_eq!(check(&to_other), Err(Drop::NotToUs));
+    }
+
+    /// A datagram from `from_port` of `ip` to the cookie's source port of
+    /// (`ip`, `key_port`).
+    fn udp_to_key(ip: IpAddr, from_port: u16, key_port: u16, payload: &[u8]) -> Vec<u8> {
+        let me = if ip.is_ipv4() {
+            IpAddr::V4(ME)
+        } else {
+            IpAddr::V6(ME6)
+        };
+        build(
+            ip,
+            me,
+            0,
+            0,
+            Transport::Udp(udp::Repr {
+                src_port: from_port,
+                dst_port: cookies().src_port(&key(ip, key_port, Proto::Udp)),
+                payload,
+            }),
+        )
+    }
+
+    /// Issue 13 §1: tftpd-hpa answers a read request from a new port (its
+    /// transfer ID). Its ERROR, DATA or OACK, from any port of the target
+    /// to the cookie's source port of (target, 69), opens 69/udp,
+    /// unverified (TFTP has no ID field); nothing else from another port
+    /// does.
+    #[test]
+    fn a_tftp_answer_from_the_servers_new_port_opens_69() {
+        const NOT_FOUND: &[u8] = b"\x00\x05\x00\x01File not found\x00";
+        for t in [IpAddr::V4(TGT), IpAddr::V6(TGT6)] {
+            let r = check(&udp_to_key(t, 35137, 69, NOT_FOUND)).unwrap();
+            assert_eq!(
+                (r.key, r.state, r.reason),
+                (
+                    key(t, 69, Proto::Udp),
+                    PortState::Open,
+                    Reason::UdpResponseUnverified
+                )
+            );
+            let data = check(&udp_to_key(t, 50308, 69, b"\x00\x03\x00\x01hello")).unwrap();
+            assert_eq!(data.key.port, 69);
+            let oack = check(&udp_to_key(t, 50308, 69, b"\x00\x06tsize\x000\x00")).unwrap();
+            assert_eq!(oack.key.port, 69);
+            // From port 69 itself: the ordinary rule (no ID field).
+            let r = check(&udp_to_key(t, 69, 69, NOT_FOUND)).unwrap();
+            assert_eq!(r.reason, Reason::UdpResponseUnverified);
+            // Not a TFTP answer: dropped.
+            for bad in [
+                &b"hello"[..],
+                b"\x00\x04\x00\x01",
+                b"\x00\x05\x00\x01no nul",
+            ] {
+                assert_eq!(
+                    check(&udp_to_key(t, 35137, 69, bad)),
+                    Err(Drop::WrongPort),
+                    "{bad:02x?}"
+                );
+            }
+            // A TFTP answer to a port that is not 69's cookie port: dropped
+            // (unless it happens to be that port's own, which it is not).
+            let other = udp_to_key(t, 35137, 70, NOT_FOUND);
+            assert_eq!(check(&other), Err(Drop::WrongPort));
+        }
     }
 }

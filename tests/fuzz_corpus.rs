@@ -14,7 +14,7 @@ use rawscan::wire::packet::FramePayload;
 use rawscan::wire::payloads::{self, CookieCheck};
 use rawscan::wire::{
     Ipv6Meta, Packet, arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, parse_frame, parse_ip,
-    parse_ipv6_payload, tcp, udp,
+    parse_ipv6_payload, tcp, tftp, udp,
 };
 
 fn corpus(name: &str) -> Vec<Vec<u8>> {
@@ -207,6 +207,7 @@ fn wire_reprs_corpus_round_trips() {
 #[test]
 fn udp_payload_corpus_obeys_the_id_field_rule() {
     let all = payloads::all();
+    let (mut tftp_answers, mut tftp_other) = (0, 0);
     for data in corpus("udp_payloads") {
         let (Some(&pick), Some(c), Some(reply)) = (data.first(), data.get(1..5), data.get(5..))
         else {
@@ -218,7 +219,23 @@ fn udp_payload_corpus_obeys_the_id_field_rule() {
         if !p.has_id_field() {
             assert_eq!(r, CookieCheck::NoIdField, "{}", p.name);
         }
+        // What a TFTP server sends from its new port (wire::tftp).
+        match tftp::Reply::parse(reply) {
+            Some(_) => {
+                assert!(reply.len() <= tftp::MAX_REPLY);
+                assert!(matches!(reply.get(..2), Some([0, 3 | 5 | 6])));
+                tftp_answers += 1;
+            }
+            None if p.name == "tftp" => tftp_other += 1,
+            None => {}
+        }
     }
+    // The corpus holds TFTP answers and malformed ones.
+    assert!(
+        tftp_answers >= 3,
+        "{tftp_answers} TFTP answers in the corpus"
+    );
+    assert!(tftp_other >= 4, "{tftp_other} malformed TFTP inputs");
 }
 
 #[test]

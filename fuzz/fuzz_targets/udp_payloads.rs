@@ -5,10 +5,14 @@
 //! datagram handed to `Payload::check_reply`. Besides "never panics", it
 //! checks that a payload without an ID field always answers `NoIdField`
 //! and that the answer does not depend on anything but (cookie, reply).
+//! The same reply also goes through `tftp::Reply::parse` (what a TFTP
+//! server sends from its new port), which must accept only the three
+//! answers to a read request and nothing longer than one block.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rawscan::wire::payloads::{self, CookieCheck};
+use rawscan::wire::tftp;
 
 fuzz_target!(|data: &[u8]| {
     let all = payloads::all();
@@ -28,4 +32,8 @@ fuzz_target!(|data: &[u8]| {
         "{}: not deterministic",
         p.name
     );
+    if tftp::Reply::parse(reply).is_some() {
+        assert!(reply.len() <= tftp::MAX_REPLY);
+        assert!(matches!(reply.get(..2), Some([0, 3 | 5 | 6])));
+    }
 });

@@ -44,9 +44,31 @@ fn reply(p: &Probe, (state, reason): (PortState, Reason)) -> Reply {
 
 pub struct Connect;
 
+/// Reset instead of FIN on close (SO_LINGER 0), so the target keeps no
+/// half-dead connection.
+fn abort_on_close(sock: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the fd is open (owned by sock); linger is a valid struct.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 impl Technique for Connect {
     type Sock = TcpStream;
     const INTEREST: Interest = Interest::WRITABLE;
+    /// The kernel retransmits a pending SYN itself: a retry that only
+    /// queued behind other probes need not open another socket.
+    const REUSE_PENDING: bool = true;
 
     fn open(&mut self, p: &Probe) -> Result<TcpStream, Result<Reply, io::Error>> {
         match TcpStream::connect(SocketAddr::new(p.key.ip, p.key.port)) {
@@ -59,7 +81,10 @@ impl Technique for Connect {
         let outcome = match sock.take_error() {
             Ok(Some(e)) | Err(e) => classify(&e),
             Ok(None) => match sock.peer_addr() {
-                Ok(_) => Some((PortState::Open, Reason::SynAck)),
+                Ok(_) => {
+                    abort_on_close(sock);
+                    Some((PortState::Open, Reason::SynAck))
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ready::Pending,
                 Err(e) => classify(&e),
             },
@@ -70,20 +95,12 @@ impl Technique for Connect {
         }
     }
 
-    fn close(&mut self, sock: &mut TcpStream) {
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: the fd is open (owned by sock); linger is a valid struct.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
+    fn close(&mut self, sock: &mut TcpStream, answered: bool) {
+        // A refused or answered socket needs nothing more (an open one was
+        // set to reset when it was read); one closed at its timeout may
+        // have connected since.
+        if !answered {
+            abort_on_close(sock);
         }
     }
 }

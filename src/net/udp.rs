@@ -9,12 +9,25 @@
 //! ICMP error is read from the socket's error queue with its type, code
 //! and sender, so "closed" needs a port-unreachable from the target itself,
 //! exactly as the raw backend decides.
+//!
+//! TFTP is the exception, as in the raw backend: its server answers from a
+//! new port (RFC 1350 transfer IDs), which a connected socket would never
+//! see. A TFTP probe's socket is bound but not connected; a datagram on it
+//! counts when it comes from the target (any port) and parses as a TFTP
+//! answer to a read request (or comes from port 69 itself), and an ICMP
+//! error only when it is about our datagram to (target, 69).
+//!
+//! The worker keeps each probe's socket open for `LINGER` after its
+//! timeout, so a reply to an earlier attempt that comes after the retry was
+//! sent (freeradius holds an Access-Reject for a second) is still read,
+//! as the raw backend reads it.
 
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mio::Interest;
 use mio::net::UdpSocket;
@@ -22,9 +35,10 @@ use mio::net::UdpSocket;
 use super::worker::{self, Ready, Technique};
 use super::{Backend, Counters, Probe};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
+use crate::probes::udp::TFTP_PORT;
 use crate::validate::Reply;
-use crate::wire::IcmpErrorKind;
 use crate::wire::payloads::{self, Evidence};
+use crate::wire::{IcmpErrorKind, tftp};
 
 fn set_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
     // SAFETY: fd is an open socket; the value is a plain int.
@@ -49,6 +63,8 @@ enum Got {
     Data {
         len: usize,
         ttl: Option<u8>,
+        /// The datagram's sender.
+        peer: Option<SocketAddr>,
     },
     Icmp {
         /// Reported by ICMPv6 (SO_EE_ORIGIN_ICMP6) rather than ICMP.
@@ -56,8 +72,36 @@ enum Got {
         icmp_type: u8,
         code: u8,
         from: Option<IpAddr>,
+        /// Where the datagram the error is about was sent.
+        dest: Option<SocketAddr>,
     },
     Nothing,
+}
+
+/// The address in a `sockaddr_storage` the kernel filled.
+fn sockaddr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(ss.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says sockaddr_in, and the kernel wrote at
+            // least that many bytes; sockaddr_storage is aligned for it.
+            let sa = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr))),
+                u16::from_be(sa.sin_port),
+            ))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sa =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(sa.sin6_addr.s6_addr)),
+                u16::from_be(sa.sin6_port),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// `recvmsg` with control messages; `errqueue` reads the error queue.
@@ -67,8 +111,11 @@ fn recv(fd: i32, buf: &mut [u8], errqueue: bool) -> io::Result<Got> {
         iov_len: buf.len(),
     };
     let mut control = [0u64; 64];
-    // SAFETY: msghdr is plain data; zeroed is a valid initial state.
+    // SAFETY: both are plain data; zeroed is a valid initial state.
+    let mut name: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
@@ -118,6 +165,7 @@ fn recv(fd: i32, buf: &mut [u8], errqueue: bool) -> io::Result<Got> {
                         icmp_type: ee.ee_type,
                         code: ee.ee_code,
                         from,
+                        dest: sockaddr(&name, msg.msg_namelen),
                     });
                 }
             } else if (level == libc::SOL_IP && ty == libc::IP_TTL)
@@ -135,6 +183,7 @@ fn recv(fd: i32, buf: &mut [u8], errqueue: bool) -> io::Result<Got> {
     Ok(Got::Data {
         len: n as usize,
         ttl,
+        peer: sockaddr(&name, msg.msg_namelen),
     })
 }
 
@@ -144,9 +193,14 @@ pub struct ConnectedUdp {
     payload: Vec<u8>,
 }
 
+/// How long a probe's socket stays open after its timeout for a late
+/// reply (the scan's grace for late replies is 1 s after the last try).
+pub const LINGER: Duration = Duration::from_secs(2);
+
 impl Technique for ConnectedUdp {
     type Sock = UdpSocket;
     const INTEREST: Interest = Interest::READABLE;
+    const LINGER: Duration = LINGER;
 
     fn open(&mut self, p: &Probe) -> Result<UdpSocket, Result<Reply, io::Error>> {
         // Bound to the probe's source (`-S`), so the target's ICMP budget
@@ -165,13 +219,19 @@ impl Technique for ConnectedUdp {
                 .and_then(|_| set_int(fd, libc::SOL_IPV6, libc::IPV6_RECVHOPLIMIT, 1)),
         };
         opts.map_err(Err)?;
-        sock.connect(SocketAddr::new(p.key.ip, p.key.port))
-            .map_err(Err)?;
+        let to = SocketAddr::new(p.key.ip, p.key.port);
         self.payload.clear();
         if let Some(pl) = payloads::payload_for(p.key.port) {
             pl.write(self.cookies.seq(&p.key), &mut self.payload);
         }
-        match sock.send(&self.payload) {
+        let sent = if p.key.port == TFTP_PORT {
+            // Unconnected: the answer comes from the server's new port.
+            sock.send_to(&self.payload, to)
+        } else {
+            sock.connect(to).map_err(Err)?;
+            sock.send(&self.payload)
+        };
+        match sent {
             Ok(_) => Ok(sock),
             Err(e) => Err(Err(e)),
         }
@@ -186,8 +246,12 @@ impl Technique for ConnectedUdp {
                     icmp_type,
                     code,
                     from,
+                    dest,
                 }) => {
-                    if let Some(reply) = icmp_reply(&p.key, v6, icmp_type, code, from) {
+                    // Only about our datagram to the probed port (the
+                    // kernel makes sure of it for a connected socket).
+                    let ours = dest.is_none_or(|d| d == SocketAddr::new(p.key.ip, p.key.port));
+                    if ours && let Some(reply) = icmp_reply(&p.key, v6, icmp_type, code, from) {
                         return Ready::Done(reply);
                     }
                 }
@@ -197,8 +261,27 @@ impl Technique for ConnectedUdp {
         }
         for _ in 0..16 {
             match recv(fd, &mut self.buf, false) {
-                Ok(Got::Data { len, ttl }) => {
+                Ok(Got::Data { len, ttl, peer }) => {
                     let data = &self.buf[..len];
+                    let from_port = match peer {
+                        Some(a) if a.ip() == p.key.ip => a.port(),
+                        Some(_) => continue, // another host (unconnected socket)
+                        None => p.key.port,
+                    };
+                    if from_port != p.key.port {
+                        // Only TFTP sockets are unconnected: the server's
+                        // answer from its new port.
+                        if p.key.port == TFTP_PORT && tftp::Reply::parse(data).is_some() {
+                            return Ready::Done(Reply {
+                                key: p.key,
+                                state: PortState::Open,
+                                reason: Reason::UdpResponseUnverified,
+                                ttl,
+                                attempt: None,
+                            });
+                        }
+                        continue;
+                    }
                     let evidence = payloads::payload_for(p.key.port)
                         .map(|pl| pl.evidence(self.cookies.seq(&p.key), data));
                     let reason = match evidence {

@@ -8,8 +8,13 @@
 //! - validate: a datagram from the probed port to the cookie's source
 //!   port; where the payload has an ID field the reply must parse as that
 //!   protocol and echo the cookie (`udp-response`), else it is believed
-//!   as `udp-response-unverified`. An ICMP error must quote the cookie's
-//!   IPv4 ID or flow label.
+//!   as `udp-response-unverified`. One exception, TFTP (RFC 1350): a
+//!   server answers a read request from a new port (its transfer ID), so
+//!   a datagram from any port of the target to the cookie's source port of
+//!   (target, 69/udp) answers that key when it parses as a TFTP answer to
+//!   a read request (ERROR, DATA of block 1, OACK: `wire::tftp`). TFTP has
+//!   no ID field, so it is `udp-response-unverified` too. An ICMP error
+//!   must quote the cookie's IPv4 ID or flow label.
 //! - classify: a datagram open; a port-unreachable from the target itself
 //!   closed (from a router: filtered); other errors filtered.
 
@@ -18,9 +23,12 @@ use std::net::IpAddr;
 use super::{Drop, Module, Reply, Silence, icmp_state};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
 use crate::wire::payloads::{self, Evidence};
-use crate::wire::{BuildError, IcmpError, IpRepr, Packet, Transport, emit_packet, udp};
+use crate::wire::{BuildError, IcmpError, IpRepr, Packet, Transport, emit_packet, tftp, udp};
 
 pub struct Udp;
+
+/// The TFTP port: its server answers from another (see the header).
+pub const TFTP_PORT: u16 = 69;
 
 /// The largest payload in the table fits this with room to spare.
 const PAYLOAD_MAX: usize = 1400;
@@ -81,6 +89,20 @@ impl Module for Udp {
             proto: Proto::Udp,
         };
         if u.dst_port != cookies.src_port(&key) {
+            // A TFTP server's answer, from its new port.
+            let tftp = ProbeKey {
+                port: TFTP_PORT,
+                ..key
+            };
+            if u.dst_port == cookies.src_port(&tftp) && tftp::Reply::parse(u.payload).is_some() {
+                return Ok(Reply {
+                    key: tftp,
+                    state: PortState::Open,
+                    reason: Reason::UdpResponseUnverified,
+                    ttl: Some(u.ip.ttl),
+                    attempt: None,
+                });
+            }
             return Err(Drop::WrongPort);
         }
         let reason = match payloads::payload_for(key.port)

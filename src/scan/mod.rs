@@ -222,7 +222,7 @@ impl Scan {
             self.ctl.refund();
             return None;
         };
-        self.pacer.on_first_send(&key);
+        self.pacer.on_first_send(&key, now);
         let timeout = self.wait(&key.ip, 0);
         // TCP first tries to measured hosts sample the path (an unmeasured
         // host's first tries wait out the initial timeout: too slow to
@@ -275,7 +275,20 @@ impl Scan {
     pub fn handle_reply(&mut self, now: Instant, reply: Reply) {
         self.now = self.now.max(now);
         let Some(entry) = self.table.resolve(&reply.key) else {
-            return; // duplicate, or late for a decided key
+            // A late reply for a UDP key the pacer holds between tries
+            // decides it; anything else is a duplicate, or late for a
+            // decided key.
+            if self.pacer.release(&reply.key) {
+                self.hosts.answered(reply.key.ip, None, None);
+                self.pacer.on_reply(&reply.key, reply.reason, now);
+                self.emit(PortResult {
+                    key: reply.key,
+                    state: reply.state,
+                    reason: reply.reason,
+                    ttl: reply.ttl,
+                });
+            }
+            return;
         };
         let key = reply.key;
         let first = entry.attempt == 0 && !entry.once;
@@ -298,7 +311,10 @@ impl Scan {
         // loss on the path; an answer to an earlier try that came late is
         // a slow answer, not a loss.
         let shows_loss = probes::module(key.proto).shows_loss(reply.reason);
-        let loss = (!entry.once && shows_loss).then_some(answered.unwrap_or(entry.attempt));
+        // When the answered try is unknown (UDP) and there were retries,
+        // the answer may be a slow one to an earlier try (freeradius waits
+        // a second): it says nothing either way.
+        let loss = (!entry.once && shows_loss).then_some(answered).flatten();
         let unknown = self.hosts.rtt().srtt().is_none();
         self.hosts.answered(key.ip, rtt, loss);
         if unknown && self.hosts.rtt().srtt().is_some() {

@@ -29,17 +29,36 @@
 //!    sources, may have been empty during the first. Otherwise the pace
 //!    doubles and the keys are tried again. Silence gives the peer's token
 //!    back (an unanswered probe spent none of the peer's budget).
-//! 4. A peer that has sent no ICMP at all is probed for `SILENT_WINDOW`
-//!    before its silence is believed (its budget may be spent).
+//! 4. A peer that has sent no ICMP at all (its replies, if any, are all
+//!    UDP) may be throttled from the start (a budget another scan spent)
+//!    or send none. Its bucket holds a token `TOKEN_WAIT` after our first
+//!    probe to it at the latest (Linux refills one a second), and a probe
+//!    to a port that is not closed spends none. So once that time has
+//!    passed, one *proof pass* sends every key it holds, without waiting
+//!    for tokens: if no ICMP error comes back, each of them was probed
+//!    while a token was there, and none is closed: they are open|filtered
+//!    with no window of silence to wait out. Any ICMP error voids the
+//!    proof, and the peer is paced as in 1-3. The proof needs the target
+//!    to be probed from one source only (with `-S`, other peers may spend
+//!    its global budget meanwhile) and at most `PROOF_MAX` held keys;
+//!    otherwise the peer is probed for `SILENT_WINDOW` before its silence
+//!    is believed.
+//!
+//! Keys the pacer holds between tries (slow queue, grace) can still be
+//! decided by a late reply to an earlier try: `release` hands them back.
+//! No key is called open|filtered sooner than `GRACE` after it came to the
+//! pacer (its last fast try expired), so a server that answers a second
+//! late (freeradius's `reject_delay`) is not missed.
 //!
 //! With `--defeat-icmp-ratelimit`, unanswered keys are reported
 //! closed|filtered after the fast stage instead, as nmap does.
 //!
 //! Invariants: pure (every method takes `now`); it decides only keys the
 //! engine hands it; each key handed in comes out exactly once, as a
-//! result or through `undecided`.
+//! result, through `release`, or through `undecided`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -70,13 +89,32 @@ const BURST: usize = 6;
 /// Slowest pacing considered (a host answering less than this is treated
 /// as not answering).
 const MAX_PACE: Duration = Duration::from_secs(5);
+/// A peer that sent us no ICMP error since our first probe to it has a
+/// token in its ICMP bucket this long after that probe (Linux: one per
+/// `icmp_ratelimit`, 1000 ms by default; the rest absorbs its jiffies).
+const TOKEN_WAIT: Duration = Duration::from_millis(1250);
+/// Most keys a silent peer may hold for a proof pass.
+const PROOF_MAX: usize = 256;
+/// How long a key whose tries ran out waits, at least, for a late reply
+/// before it is open|filtered.
+const GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Host {
     sent: u32,
     answered: u32,
     icmp: u32,
+    /// Our first UDP probe to the peer.
+    first_send: Option<Instant>,
     slow: Option<Slow>,
+}
+
+impl Host {
+    /// A token must be in the bucket of this peer, which has sent no ICMP
+    /// error at all.
+    fn token_due(&self, now: Instant) -> bool {
+        self.icmp == 0 && self.first_send.is_some_and(|f| now >= f + TOKEN_WAIT)
+    }
 }
 
 /// The slow stage of one throttled host. It models the host's ICMP token
@@ -86,8 +124,16 @@ struct Host {
 #[derive(Debug)]
 struct Slow {
     queue: VecDeque<ProbeKey>,
-    inflight: HashSet<ProbeKey>,
+    /// Keys with a slow probe out; true for a proof probe.
+    inflight: HashMap<ProbeKey, bool>,
     unanswered: Vec<ProbeKey>,
+    /// Keys whose proof probe drew no answer (the peer is still silent).
+    proven: Vec<ProbeKey>,
+    /// Keys in `queue`, `unanswered` or `proven`: not in flight, and still
+    /// open to a late reply.
+    held: HashSet<ProbeKey>,
+    /// When each key of the stage came to the pacer.
+    entered: HashMap<ProbeKey, Instant>,
     /// Measured ICMP service interval of the host.
     interval: Option<Duration>,
     tokens: f64,
@@ -118,8 +164,11 @@ impl Slow {
         Slow {
             created: now,
             queue: VecDeque::new(),
-            inflight: HashSet::new(),
+            inflight: HashMap::new(),
             unanswered: Vec::new(),
+            proven: Vec::new(),
+            held: HashSet::new(),
+            entered: HashMap::new(),
             interval: None,
             tokens: 1.0,
             tok_time: now,
@@ -150,6 +199,39 @@ impl Slow {
 
     fn pass_done(&self) -> bool {
         self.queue.is_empty() && self.inflight.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pass_done() && self.unanswered.is_empty() && self.proven.is_empty()
+    }
+
+    /// Keys held, or in flight.
+    fn holds(&self) -> usize {
+        self.held.len() + self.inflight.len()
+    }
+
+    fn enqueue(&mut self, key: ProbeKey, now: Instant) {
+        self.entered.entry(key).or_insert(now);
+        self.held.insert(key);
+        self.queue.push_back(key);
+    }
+
+    /// Put the unanswered keys back in the queue.
+    fn requeue(&mut self) {
+        let v: Vec<ProbeKey> = self.unanswered.drain(..).collect();
+        self.queue.extend(v);
+    }
+
+    /// Every held key, decided, with the time it came to the pacer: the
+    /// stage keeps only what is in flight.
+    fn drain_held(&mut self, now: Instant) -> Vec<(ProbeKey, Instant)> {
+        self.held.clear();
+        let mut v: Vec<ProbeKey> = self.queue.drain(..).collect();
+        v.append(&mut self.unanswered);
+        v.append(&mut self.proven);
+        v.into_iter()
+            .map(|k| (k, self.entered.remove(&k).unwrap_or(now)))
+            .collect()
     }
 
     /// The host's service interval from the spacing of this pass's
@@ -184,6 +266,10 @@ pub struct Pacer {
     sources: Sources,
     /// When each target last got a slow probe (from any source).
     last_to: HashMap<IpAddr, Instant>,
+    /// Keys decided open|filtered but waiting out their grace, by deadline
+    /// (lazily cleaned: `graced` says which are still held).
+    grace: BinaryHeap<Reverse<(Instant, ProbeKey)>>,
+    graced: HashSet<ProbeKey>,
 }
 
 impl Pacer {
@@ -199,6 +285,8 @@ impl Pacer {
             hosts: HashMap::new(),
             sources,
             last_to: HashMap::new(),
+            grace: BinaryHeap::new(),
+            graced: HashSet::new(),
         }
     }
 
@@ -206,11 +294,13 @@ impl Pacer {
         (self.sources.pick(key), key.ip)
     }
 
-    /// A UDP key was sent for the first time.
-    pub fn on_first_send(&mut self, key: &ProbeKey) {
+    /// A UDP key was sent for the first time, at `now`.
+    pub fn on_first_send(&mut self, key: &ProbeKey, now: Instant) {
         if key.proto == Proto::Udp {
             let peer = self.peer(key);
-            self.hosts.entry(peer).or_default().sent += 1;
+            let h = self.hosts.entry(peer).or_default();
+            h.sent += 1;
+            h.first_send.get_or_insert(now);
         }
     }
 
@@ -225,12 +315,38 @@ impl Pacer {
         if reason.is_icmp() {
             h.icmp += 1;
         }
-        if let Some(s) = h.slow.as_mut()
-            && s.inflight.remove(key)
-        {
-            s.pass_answered += 1;
-            s.answers.push(now);
+        if let Some(s) = h.slow.as_mut() {
+            s.entered.remove(key);
+            // A proof probe's answer is no sample of the paced budget.
+            if s.inflight.remove(key) == Some(false) {
+                s.pass_answered += 1;
+                s.answers.push(now);
+            }
         }
+    }
+
+    /// A reply came for `key`, which is not in flight: if the pacer holds
+    /// it (between slow passes, or in its grace), it lets go of it and the
+    /// reply decides it. False: the key is not held (already decided).
+    pub fn release(&mut self, key: &ProbeKey) -> bool {
+        if key.proto != Proto::Udp {
+            return false;
+        }
+        if self.graced.remove(key) {
+            return true;
+        }
+        let peer = self.peer(key);
+        let Some(s) = self.hosts.get_mut(&peer).and_then(|h| h.slow.as_mut()) else {
+            return false;
+        };
+        if !s.held.remove(key) {
+            return false;
+        }
+        s.entered.remove(key);
+        s.queue.retain(|k| k != key);
+        s.unanswered.retain(|k| k != key);
+        s.proven.retain(|k| k != key);
+        true
     }
 
     /// Is `key` a slow-stage probe in flight (sent once, never retried)?
@@ -239,7 +355,7 @@ impl Pacer {
         self.hosts
             .get(&self.peer(key))
             .and_then(|h| h.slow.as_ref())
-            .is_some_and(|s| s.inflight.contains(key))
+            .is_some_and(|s| s.inflight.contains_key(key))
     }
 
     /// A UDP key ran out of attempts. Returns its result, or None when the
@@ -248,9 +364,14 @@ impl Pacer {
         let peer = self.peer(&key);
         let h = self.hosts.entry(peer).or_default();
         if let Some(s) = h.slow.as_mut()
-            && s.inflight.remove(&key)
+            && let Some(proof) = s.inflight.remove(&key)
         {
-            s.unanswered.push(key);
+            s.held.insert(key);
+            if proof && h.icmp == 0 {
+                s.proven.push(key);
+            } else {
+                s.unanswered.push(key);
+            }
             if s.interval.is_some() {
                 // Silence spent no token of the host's: give it back.
                 s.refill(now);
@@ -267,8 +388,7 @@ impl Pacer {
         // then. The slow stage re-probes it when a token must be there.
         h.slow
             .get_or_insert_with(|| Slow::new(now))
-            .queue
-            .push_back(key);
+            .enqueue(key, now);
         None
     }
 
@@ -277,8 +397,15 @@ impl Pacer {
         // Of the peers whose bucket has a token and whose target has not
         // had a slow probe within TARGET_GAP, the one that has waited
         // longest (so no peer is always last in a burst).
-        let mut best: Option<((Option<IpAddr>, IpAddr), Instant)> = None;
+        let mut best: Option<((Option<IpAddr>, IpAddr), Instant, bool)> = None;
+        // Targets probed from more than one source: their global ICMP
+        // budget is shared, so a proof pass would prove nothing.
+        let mut peers_of: HashMap<IpAddr, usize> = HashMap::new();
+        for peer in self.hosts.keys() {
+            *peers_of.entry(peer.1).or_default() += 1;
+        }
         for (peer, h) in self.hosts.iter_mut() {
+            let token_due = h.token_due(now);
             let Some(s) = h.slow.as_mut() else { continue };
             if s.queue.is_empty() || s.hold_until.is_some_and(|t| now < t) {
                 continue;
@@ -290,17 +417,29 @@ impl Pacer {
             {
                 continue;
             }
-            s.refill(now);
-            if s.tokens < 1.0 {
-                continue;
+            // A proof pass goes without waiting for tokens: silence spends
+            // none.
+            let proof = token_due && peers_of[&peer.1] == 1 && s.holds() <= PROOF_MAX;
+            if !proof {
+                s.refill(now);
+                if s.tokens < 1.0 {
+                    continue;
+                }
             }
-            if best.is_none_or(|(_, since)| s.tok_since < since) {
-                best = Some((*peer, s.tok_since));
+            if best.is_none_or(|(_, since, _)| s.tok_since < since) {
+                best = Some((*peer, s.tok_since, proof));
             }
         }
-        let (peer, _) = best?;
+        let (peer, _, proof) = best?;
         let s = self.hosts.get_mut(&peer)?.slow.as_mut()?;
         let k = s.queue.pop_front()?;
+        s.held.remove(&k);
+        self.last_to.insert(peer.1, now);
+        if proof {
+            s.tok_since = now;
+            s.inflight.insert(k, true);
+            return Some(k);
+        }
         if s.pass_sent == 0 {
             s.pass_measured = s.interval.is_some();
             s.pass_pace = s.pace();
@@ -310,16 +449,23 @@ impl Pacer {
         s.tokens -= 1.0;
         s.tok_since = now;
         s.pass_sent += 1;
-        s.inflight.insert(k);
-        self.last_to.insert(peer.1, now);
+        s.inflight.insert(k, false);
         Some(k)
     }
 
-    /// Close finished passes; returns keys decided open|filtered.
+    /// Close finished passes and graces; returns keys decided.
     pub fn poll(&mut self, now: Instant) -> Vec<PortResult> {
         let mut out = Vec::new();
+        // Keys silence decides open|filtered, with when they came.
+        let mut quiet: Vec<(ProbeKey, Instant)> = Vec::new();
         for h in self.hosts.values_mut() {
+            let token_due = h.token_due(now);
             let Some(s) = h.slow.as_mut() else { continue };
+            if h.icmp > 0 && !s.proven.is_empty() {
+                // An ICMP error came: the proof is void; pace them.
+                let v: Vec<ProbeKey> = s.proven.drain(..).collect();
+                s.unanswered.extend(v);
+            }
             let silent = h.icmp == 0 && now >= s.created + SILENT_WINDOW;
             if (self.defeat && h.icmp > 0) || silent {
                 // Evidence is in: the host answers ICMP (defeat mode asks
@@ -330,18 +476,43 @@ impl Pacer {
                 } else {
                     PortState::ClosedFiltered
                 };
-                out.extend(
-                    s.queue
-                        .drain(..)
-                        .chain(s.unanswered.drain(..))
-                        .map(|k| no_response(k, state)),
-                );
+                let keys = s.drain_held(now);
+                if state == PortState::OpenFiltered {
+                    quiet.extend(keys);
+                } else {
+                    out.extend(keys.into_iter().map(|(k, _)| no_response(k, state)));
+                }
                 if s.inflight.is_empty() {
                     h.slow = None;
                 }
                 continue;
             }
-            if !s.pass_done() || s.pass_sent == 0 {
+            if h.icmp == 0 && s.pass_done() && !s.proven.is_empty() {
+                if s.unanswered.is_empty() {
+                    // The proof: every held key was probed with a token in
+                    // the bucket, and no ICMP error came back.
+                    quiet.extend(s.drain_held(now));
+                    h.slow = None;
+                    continue;
+                }
+                if token_due {
+                    // Keys last probed before a token was due: prove them
+                    // too.
+                    s.requeue();
+                    continue;
+                }
+            }
+            if !s.pass_done() {
+                continue;
+            }
+            if s.pass_sent == 0 {
+                // Only proof probes went out (and the proof was void), or
+                // none: pace what is left.
+                s.requeue();
+                s.pass_answered = 0;
+                if s.is_empty() {
+                    h.slow = None;
+                }
                 continue;
             }
             let answered = s.pass_answered;
@@ -366,11 +537,7 @@ impl Pacer {
             if answered == 0 && proven && confirmed {
                 // Paced at the host's measured budget, silent twice, a
                 // refill window apart.
-                out.extend(
-                    s.unanswered
-                        .drain(..)
-                        .map(|k| no_response(k, PortState::OpenFiltered)),
-                );
+                quiet.extend(s.drain_held(now));
                 h.slow = None;
                 continue;
             }
@@ -387,47 +554,72 @@ impl Pacer {
                 None if answered == 0 => s.interval = Some((s.pace() * 2).max(s.max_gap)),
                 None => {}
             }
-            s.queue.extend(s.unanswered.drain(..));
+            s.requeue();
             s.pass_sent = 0;
             s.pass_answered = 0;
-            if s.queue.is_empty() {
+            if s.is_empty() {
                 h.slow = None;
+            }
+        }
+        // Silence decides a key only once its grace is over.
+        for (k, entered) in quiet {
+            if now >= entered + GRACE {
+                out.push(no_response(k, PortState::OpenFiltered));
+            } else {
+                self.graced.insert(k);
+                self.grace.push(Reverse((entered + GRACE, k)));
+            }
+        }
+        while let Some(&Reverse((due, key))) = self.grace.peek() {
+            if due > now {
+                break;
+            }
+            self.grace.pop();
+            if self.graced.remove(&key) {
+                out.push(no_response(key, PortState::OpenFiltered));
             }
         }
         out
     }
 
-    /// When the next slow probe may be due.
+    /// When the pacer next needs a call: a slow probe due, a proof pass
+    /// that may start, or a grace that ends.
     pub fn next_wake(&self) -> Option<Instant> {
-        self.hosts
+        let slow = self
+            .hosts
             .iter()
-            .filter_map(|(peer, h)| Some((peer, h.slow.as_ref()?)))
-            .filter(|(_, s)| !s.queue.is_empty())
-            .map(|(peer, s)| {
+            .filter_map(|(peer, h)| Some((peer, h, h.slow.as_ref()?)))
+            .filter(|(_, _, s)| !s.queue.is_empty())
+            .map(|(peer, h, s)| {
                 let mut token = s.tok_time + s.pace().mul_f64((1.0 - s.tokens).max(0.0));
                 if let Some(h) = s.hold_until {
                     token = token.max(h);
+                }
+                if h.icmp == 0
+                    && let Some(f) = h.first_send
+                {
+                    token = token.min(f + TOKEN_WAIT);
                 }
                 match self.last_to.get(&peer.1) {
                     Some(t) => token.max(*t + TARGET_GAP),
                     None => token,
                 }
-            })
+            });
+        slow.chain(self.grace.peek().map(|Reverse((t, _))| *t))
             .min()
     }
 
-    /// No key is waiting in any slow stage.
+    /// No key is held.
     pub fn is_idle(&self) -> bool {
-        self.hosts.values().all(|h| h.slow.is_none())
+        self.graced.is_empty() && self.hosts.values().all(|h| h.slow.is_none())
     }
 
     /// Keys still held (for an interrupted scan).
     pub fn undecided(&self) -> Vec<ProbeKey> {
-        let mut v = Vec::new();
+        let mut v: Vec<ProbeKey> = self.graced.iter().copied().collect();
         for s in self.hosts.values().filter_map(|h| h.slow.as_ref()) {
-            v.extend(s.queue.iter().copied());
-            v.extend(s.inflight.iter().copied());
-            v.extend(s.unanswered.iter().copied());
+            v.extend(s.held.iter().copied());
+            v.extend(s.inflight.keys().copied());
         }
         v
     }
@@ -512,7 +704,7 @@ mod tests {
         let mut now = t0;
         let mut unanswered = Vec::new();
         for port in 1..=ports {
-            p.on_first_send(&key(port));
+            p.on_first_send(&key(port), now);
             now += Duration::from_micros(100);
             if tgt.answers(port, now) {
                 p.on_reply(&key(port), Reason::PortUnreach, now);
@@ -643,7 +835,7 @@ mod tests {
         let mut p = Pacer::new(false);
         let t0 = Instant::now();
         for port in 1..=10 {
-            p.on_first_send(&key(port));
+            p.on_first_send(&key(port), t0);
         }
         // 5 is filtered; 6 is closed but its error was lost to a momentary
         // empty bucket; the rest answered at once.
@@ -684,5 +876,165 @@ mod tests {
         assert_eq!(results[&5], PortState::OpenFiltered);
         // Two quick passes, not a long wait.
         assert!(now < t0 + Duration::from_secs(2), "{:?}", now - t0);
+    }
+
+    /// Issue 13 §2: a key held between tries is decided by a late reply to
+    /// an earlier try (freeradius answers a second late), and silence never
+    /// decides a key sooner than `GRACE` after it came to the pacer.
+    #[test]
+    fn a_late_reply_decides_a_held_key_and_silence_waits_out_the_grace() {
+        let mut p = Pacer::new(false);
+        let t0 = Instant::now();
+        for port in 1..=15 {
+            p.on_first_send(&key(port), t0);
+        }
+        for port in 3..=15 {
+            p.on_reply(&key(port), Reason::UdpResponse, t0);
+        }
+        let now = t0 + Duration::from_millis(100);
+        assert!(p.on_expired(key(1), now).is_none());
+        assert!(p.on_expired(key(2), now).is_none());
+        // The answer to port 2's first try comes a second late.
+        assert!(p.release(&key(2)));
+        p.on_reply(&key(2), Reason::UdpResponse, t0 + Duration::from_secs(1));
+        assert!(!p.release(&key(2)), "released once");
+        assert!(!p.release(&key(3)), "never held");
+        let (decided, took) = drive(&mut p, now, |_, _| false);
+        assert_eq!(decided, vec![(1, PortState::OpenFiltered)]);
+        assert!(took >= Duration::from_millis(100) + GRACE, "{took:?}");
+        assert!(p.is_idle() && p.undecided().is_empty());
+    }
+
+    /// Run the slow stage from `now` with 100 ms timeouts; `answers(port,
+    /// at)` says whether a slow probe draws an ICMP error. Returns the decided
+    /// (port, state) sorted, and when the last decision came after `t0`
+    /// (the time of the first send, `now` less 100 ms).
+    fn drive(
+        p: &mut Pacer,
+        mut now: Instant,
+        mut answers: impl FnMut(u16, Instant) -> bool,
+    ) -> (Vec<(u16, PortState)>, Duration) {
+        let t0 = now - Duration::from_millis(100);
+        let timeout = Duration::from_millis(100);
+        let mut decided = Vec::new();
+        let mut inflight: Vec<(Instant, ProbeKey)> = Vec::new();
+        while !p.is_idle() {
+            while let Some(k) = p.next_probe(now) {
+                if answers(k.port, now) {
+                    p.on_reply(&k, Reason::PortUnreach, now);
+                    decided.push((k.port, PortState::Closed));
+                } else {
+                    inflight.push((now + timeout, k));
+                }
+            }
+            inflight.retain(|&(due, k)| {
+                if due > now {
+                    return true;
+                }
+                assert!(p.on_expired(k, now).is_none());
+                false
+            });
+            decided.extend(p.poll(now).iter().map(|r| (r.key.port, r.state)));
+            now += Duration::from_millis(5);
+            assert!(now < t0 + Duration::from_secs(60), "no decision");
+        }
+        decided.sort();
+        (decided, now - t0)
+    }
+
+    /// Issue 13 §3: a host whose replies are all UDP (no closed port among
+    /// those scanned) is decided by one proof pass once a token must be in
+    /// its bucket, not after a window of silence.
+    #[test]
+    fn a_host_with_only_udp_replies_is_decided_by_a_proof_pass() {
+        let mut p = Pacer::new(false);
+        let t0 = Instant::now();
+        for port in 1..=15 {
+            p.on_first_send(&key(port), t0);
+        }
+        for port in 3..=15 {
+            p.on_reply(&key(port), Reason::UdpResponse, t0);
+        }
+        let now = t0 + Duration::from_millis(100);
+        assert!(p.on_expired(key(1), now).is_none());
+        assert!(p.on_expired(key(2), now).is_none());
+        let (decided, took) = drive(&mut p, now, |_, _| false);
+        assert_eq!(
+            decided,
+            [(1, PortState::OpenFiltered), (2, PortState::OpenFiltered)]
+        );
+        assert!(took < TOKEN_WAIT + Duration::from_millis(200), "{took:?}");
+        assert!(took < SILENT_WINDOW, "{took:?}");
+    }
+
+    /// An ICMP error during the proof pass voids it: the other silent
+    /// ports are paced afterwards, not decided by the proof (one of them
+    /// is closed too: its error was throttled in the same pass).
+    #[test]
+    fn an_icmp_error_voids_the_proof() {
+        let mut p = Pacer::new(false);
+        let t0 = Instant::now();
+        for port in 1..=15 {
+            p.on_first_send(&key(port), t0);
+        }
+        for port in 5..=15 {
+            p.on_reply(&key(port), Reason::UdpResponse, t0);
+        }
+        // The fast stage ended with 1-4 unanswered, and no probe was due
+        // before the proof pass (a budget empty since before the scan).
+        let mut now = t0 + TOKEN_WAIT;
+        for port in 1..=4 {
+            assert!(p.on_expired(key(port), t0 + TOKEN_WAIT).is_none());
+        }
+        let mut batch = Vec::new();
+        while let Some(k) = p.next_probe(now) {
+            batch.push(k.port);
+            now += TARGET_GAP;
+        }
+        assert_eq!(batch, [1, 2, 3, 4], "one proof pass, back to back");
+        // 2 and 3 are closed; the bucket had one token: 2 answers.
+        p.on_reply(&key(2), Reason::PortUnreach, now);
+        now += Duration::from_millis(100);
+        for port in [1, 3, 4] {
+            assert!(p.on_expired(key(port), now).is_none());
+        }
+        assert!(p.poll(now).is_empty(), "the proof is void");
+        // From here the bucket refills once a second: paced probes find 3.
+        let mut next_token = now + Duration::from_secs(1);
+        let (decided, _) = drive(&mut p, now, |port, at| {
+            if port == 3 && at >= next_token {
+                next_token = at + Duration::from_secs(1);
+                return true;
+            }
+            false
+        });
+        assert_eq!(
+            decided,
+            [
+                (1, PortState::OpenFiltered),
+                (3, PortState::Closed),
+                (4, PortState::OpenFiltered)
+            ]
+        );
+    }
+
+    /// The proof must not be fooled by an ICMP budget that was empty at the
+    /// start: mostly dropped ports, a few closed ones, no token for the
+    /// first second. Whatever the proof pass sees, every state is exact.
+    #[test]
+    fn a_silent_start_with_few_closed_ports_is_still_exact() {
+        let closed = [3u16, 17, 29, 41, 58];
+        let dropped: Vec<u16> = (1..=60).filter(|p| !closed.contains(p)).collect();
+        for start in [0.0, 0.3, 0.9] {
+            let (r, _) = simulate_from(start, 60, &dropped, true, false);
+            for port in 1..=60u16 {
+                let want = if closed.contains(&port) {
+                    PortState::Closed
+                } else {
+                    PortState::OpenFiltered
+                };
+                assert_eq!(r[&port], want, "port {port}, start tokens {start}");
+            }
+        }
     }
 }

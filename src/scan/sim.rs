@@ -201,7 +201,7 @@ impl Net {
         }
     }
 
-    fn send(&mut self, at: Duration, key: ProbeKey, src: Option<IpAddr>) {
+    fn send(&mut self, at: Duration, key: ProbeKey, src: Option<IpAddr>, attempt: u8) {
         *self.sent_to.entry(key.ip).or_default() += 1;
         // The bottleneck: serialization at `rate`, drop-tail queue.
         let slot = Duration::from_secs_f64(1.0 / self.path.rate);
@@ -245,7 +245,8 @@ impl Net {
             state,
             reason,
             ttl: Some(64),
-            attempt: None,
+            // A TCP answer names its try through the try's source port.
+            attempt: (key.proto == Proto::Tcp).then_some(attempt % crate::probe::TRY_PORTS as u8),
         };
         self.events.push(Reverse((back, self.seq, ReplyOrd(reply))));
     }
@@ -326,7 +327,7 @@ pub fn run(plan: Plan, settings: Settings, net: &mut Net) -> Outcome {
             );
         }
         while let Some(p) = scan.poll_probe(now) {
-            net.send(vt, p.key, p.src);
+            net.send(vt, p.key, p.src, p.attempt);
         }
         if scan.is_finished() {
             break;
@@ -600,5 +601,35 @@ mod tests {
         );
         // One ICMP error per second after the burst: about 52 s at least.
         assert!(o.elapsed < Duration::from_secs(75), "{:?}", o.elapsed);
+    }
+
+    /// Issue 13 §3: a small UDP scan of a host whose ports answer (all but
+    /// two, which drop) is settled by one proof pass once the host's ICMP
+    /// bucket must hold a token, not by a 3 s window of silence.
+    #[test]
+    fn a_small_udp_scan_of_open_services_is_settled_in_about_a_token_interval() {
+        fn services(_: Proto, port: u16) -> Kind {
+            match port {
+                1813 | 5060 => Kind::Filtered,
+                _ => Kind::Open,
+            }
+        }
+        let mut t = Target::new("198.18.0.2", services);
+        t.icmp_burst = 6.0;
+        t.icmp_interval = Duration::from_secs(1);
+        let targets = vec![t];
+        let mut net = Net::new(Path::lan(), targets.clone(), 13);
+        let ports = [
+            7, 53, 69, 111, 123, 161, 1701, 1812, 1813, 3478, 5060, 11211,
+        ]
+        .into_iter()
+        .map(|p| (Proto::Udp, p))
+        .collect();
+        let o = run(plan("198.18.0.2", ports, 13), settings(), &mut net);
+        assert_eq!(o.results.len(), 12);
+        assert_eq!(o.wrong(&targets), Vec::<String>::new());
+        // The proof pass goes 1.25 s after the first probe; nmap takes
+        // about 2.4 s on such a scan.
+        assert!(o.elapsed < Duration::from_millis(2000), "{:?}", o.elapsed);
     }
 }

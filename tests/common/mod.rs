@@ -51,6 +51,7 @@ static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Real TCP daemons and hostile services for the -sV tests.
 pub mod tcp_services;
+pub mod udp_services;
 
 // ---------------------------------------------------------------------------
 // The skip-or-fail decision.
