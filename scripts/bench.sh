@@ -11,6 +11,9 @@
 #   udp-top100   -sU --top-ports 100, DEFAULT ICMP rate limit (N_UDP runs)
 #   udp-1024     -sU -p 1-1024, DEFAULT ICMP rate limit (N_UDP runs; about
 #                17 min per tool per run: every closed port costs ~1 s)
+#   udp-sources  the udp-top100 target, rawscan with -S from 32 scanner
+#                addresses, nmap from one (issue 7 §5; goal: exact, at most
+#                0.25x nmap's time)
 #   sweep        network sweeps, one run each (heavy: about 15 min): a /16 x
 #                top-100 TCP ports at -T4 (wall time, achieved rate, peak
 #                RSS); the whole 198.18.0.0/15 (131,072 hosts) x 10 ports
@@ -767,6 +770,37 @@ scenario_udp() { # label ports-args timeout
         esac
     done
     ratios "$label"
+    lab_down
+}
+
+# UDP past the ICMP budget (issue 7 §5): the udp-top100 target, rawscan from
+# 32 source addresses of the scanner (-S), nmap from its one. Goal: rawscan
+# exact in at most 0.25x nmap's time.
+UDP_SOURCES=198.18.0.100-131
+scenario_udp_sources() {
+    local tool i saved=$RAWSCAN_UDP_ARGS
+    UDP_PORTS="--top-ports 100"
+    UDP_TIMEOUT=1200
+    lab_up
+    setup_udp
+    for i in $(seq 100 131); do
+        ip -n "$S" addr add "198.18.0.$i/24" dev "$S"
+    done
+    RAWSCAN_UDP_ARGS="${RAWSCAN_UDP_ARGS:+$RAWSCAN_UDP_ARGS }-S $UDP_SOURCES"
+    echo "== UDP --top-ports 100, default ICMP rate limit: rawscan from 32 addresses" \
+        "(-S $UDP_SOURCES), nmap from one"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp udp-sources "$WORK/truth-udp.txt" "$N_UDP" ;;
+        *) echo "  $tool: no UDP scenario (skipped)" ;;
+        esac
+    done
+    ratios udp-sources
+    if [ -n "${MEDIAN[rawscan-udp-sources]:-}" ] && [ -n "${MEDIAN[nmap-udp-sources]:-}" ]; then
+        awk -v a="${MEDIAN[rawscan-udp-sources]}" -v b="${MEDIAN[nmap-udp-sources]}" \
+            'BEGIN {printf "rawscan/nmap time (udp-sources): %.3fx (goal: at most 0.25x)\n", a / b}'
+    fi
+    RAWSCAN_UDP_ARGS=$saved
     lab_down
 }
 
@@ -1547,7 +1581,7 @@ main() {
     for sc in $SCENARIOS; do
         case $sc in
         tcp) ;;
-        udp-top100 | udp-1024) udp=1 ;;
+        udp-top100 | udp-1024 | udp-sources) udp=1 ;;
         sweep)
             for tool in parallel /usr/bin/time; do
                 command -v "$tool" >/dev/null || die "$tool is not installed (sweep: Debian parallel, time)"
@@ -1561,7 +1595,7 @@ main() {
             done
             ;;
         control-default | control-tbf | control-loss | control-connect | control-ceiling) ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 sweep sv udp-real control $CONTROL_SCENARIOS)" ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 udp-sources sweep sv udp-real control $CONTROL_SCENARIOS)" ;;
         esac
         case $sc in
         control-tbf) command -v tc >/dev/null || die "tc is not installed (iproute2)" ;;
@@ -1602,6 +1636,7 @@ main() {
         control-connect) scenario_control_connect ;;
         control-ceiling) scenario_control_ceiling ;;
         udp-real) scenario_udp_real ;;
+        udp-sources) scenario_udp_sources ;;
         esac
     done
     if [ "${#GOALS[@]}" -gt 0 ]; then
