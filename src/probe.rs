@@ -18,6 +18,16 @@ use std::hash::Hasher;
 pub enum Proto {
     Tcp,
     Udp,
+    /// Host discovery only: an ICMP query; the key's port is the ICMP
+    /// type of the request (8 echo, 13 timestamp; over IPv6 both are
+    /// ICMPv6 echoes with their own cookies).
+    Icmp,
+    /// Host discovery only: a TCP ACK to the key's port (a RST proves the
+    /// host is up).
+    TcpAck,
+    /// Host discovery only: ARP (IPv4) or Neighbour Discovery (IPv6) on
+    /// the local segment; the key's port is 0.
+    Arp,
 }
 
 impl Proto {
@@ -25,10 +35,19 @@ impl Proto {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::TcpAck => "tcp-ack",
+            Proto::Arp => "arp",
         }
     }
 
-    /// The protocol named `s` (as `as_str` writes it).
+    /// Is this a host-discovery probe type (never a port of a report)?
+    pub fn is_discovery(self) -> bool {
+        matches!(self, Proto::Icmp | Proto::TcpAck | Proto::Arp)
+    }
+
+    /// The protocol named `s` (as `as_str` writes it; port-scan protocols
+    /// only).
     pub fn from_name(s: &str) -> Option<Proto> {
         [Proto::Tcp, Proto::Udp]
             .into_iter()
@@ -123,6 +142,14 @@ pub enum Reason {
     BeyondScope,
     /// ICMPv6 1/6.
     RejectRoute,
+    /// Host discovery: an ICMP or ICMPv6 echo reply with our cookie.
+    EchoReply,
+    /// Host discovery: an ICMP timestamp reply with our cookie.
+    TimestampReply,
+    /// Host discovery: an ARP reply from the target address.
+    ArpResponse,
+    /// Host discovery: a Neighbour Advertisement for the target address.
+    NdResponse,
 }
 
 impl Reason {
@@ -145,6 +172,10 @@ impl Reason {
             Reason::NoRoute => "no-route",
             Reason::BeyondScope => "beyond-scope",
             Reason::RejectRoute => "reject-route",
+            Reason::EchoReply => "echo-reply",
+            Reason::TimestampReply => "timestamp-reply",
+            Reason::ArpResponse => "arp-response",
+            Reason::NdResponse => "nd-response",
         }
     }
 
@@ -157,7 +188,11 @@ impl Reason {
             | Reason::ConnRefused
             | Reason::UdpResponse
             | Reason::UdpResponseUnverified
-            | Reason::NoResponse => false,
+            | Reason::NoResponse
+            | Reason::EchoReply
+            | Reason::TimestampReply
+            | Reason::ArpResponse
+            | Reason::NdResponse => false,
             Reason::NetUnreach
             | Reason::HostUnreach
             | Reason::ProtoUnreach
@@ -172,7 +207,7 @@ impl Reason {
         }
     }
 
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 17] = [
         Reason::SynAck,
         Reason::Reset,
         Reason::ConnRefused,
@@ -186,6 +221,10 @@ impl Reason {
         Reason::HostProhibited,
         Reason::AdminProhibited,
         Reason::TimeExceeded,
+        Reason::EchoReply,
+        Reason::TimestampReply,
+        Reason::ArpResponse,
+        Reason::NdResponse,
     ];
 
     /// The reason named `s` (as `as_str` writes it).

@@ -81,6 +81,10 @@ pub fn plan_hash(plan: &Plan) -> String {
         h.write(&[match proto {
             Proto::Tcp => 6,
             Proto::Udp => 17,
+            // Discovery probes are never part of a port plan.
+            Proto::Icmp => 1,
+            Proto::TcpAck => 0x86,
+            Proto::Arp => 0xfe,
         }]);
         h.write(&port.to_le_bytes());
     }

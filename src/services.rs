@@ -29,6 +29,7 @@ fn names(proto: Proto) -> &'static [(u16, &'static str)] {
     match proto {
         Proto::Tcp => data::TCP_NAMES,
         Proto::Udp => data::UDP_NAMES,
+        Proto::Icmp | Proto::TcpAck | Proto::Arp => &[],
     }
 }
 
@@ -56,6 +57,7 @@ pub fn top_ports(proto: Proto) -> &'static [u16] {
     match proto {
         Proto::Tcp => data::TOP_TCP,
         Proto::Udp => data::TOP_UDP,
+        Proto::Icmp | Proto::TcpAck | Proto::Arp => &[],
     }
 }
 

@@ -608,13 +608,16 @@ impl PortList {
         match proto {
             Proto::Tcp => &self.tcp,
             Proto::Udp => &self.udp,
+            Proto::Icmp | Proto::TcpAck | Proto::Arp => &[],
         }
     }
 
     fn get_mut(&mut self, proto: Proto) -> &mut Vec<u16> {
         match proto {
-            Proto::Tcp => &mut self.tcp,
-            Proto::Udp => &mut self.udp,
+            // Port lists hold TCP and UDP only (discovery protocols
+            // never reach here).
+            Proto::Tcp | Proto::TcpAck => &mut self.tcp,
+            Proto::Udp | Proto::Icmp | Proto::Arp => &mut self.udp,
         }
     }
 
@@ -679,8 +682,8 @@ pub fn parse_ports(spec: &str, protos: &[Proto]) -> Result<PortList, SpecError> 
         let range = parse_port_range(item);
         for &proto in &current {
             let runs = match proto {
-                Proto::Tcp => &mut tcp,
-                Proto::Udp => &mut udp,
+                Proto::Tcp | Proto::TcpAck => &mut tcp,
+                Proto::Udp | Proto::Icmp | Proto::Arp => &mut udp,
             };
             match range {
                 Some(r) => runs.push(r),

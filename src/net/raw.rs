@@ -15,7 +15,8 @@
 //!   the IPv6 header, so each datagram is read with `recvmsg` asking for
 //!   `IPV6_PKTINFO` (its destination, which must be one of our sources) and
 //!   `IPV6_HOPLIMIT` (for `reason_ttl`); its source is the message's
-//!   address. The ICMPv6 socket passes only error types (`ICMP6_FILTER`).
+//!   address. The ICMPv6 socket passes only error types, echo replies and
+//!   Neighbour Advertisements (`ICMP6_FILTER`).
 //!   An `AF_PACKET` socket would also give the header, but it copies every
 //!   frame of an interface (the whole link's traffic, one socket per
 //!   interface); raw sockets get only the protocols probed, from every
@@ -190,9 +191,13 @@ pub fn start(
             })
             .map_err(|e| permission_or(e, "IPv6 receive options"))?;
             if p == proto::ICMPV6 {
-                // Block every type but the errors (1 to 4): no NDP, no echo.
+                // Block every type but the errors (1 to 4), echo replies
+                // (129, discovery) and Neighbour Advertisements (136,
+                // discovery on-link).
                 let mut filter = [u32::MAX; 8];
                 filter[0] &= !((1 << 1) | (1 << 2) | (1 << 3) | (1 << 4));
+                filter[129 / 32] &= !(1 << (129 % 32));
+                filter[136 / 32] &= !(1 << (136 % 32));
                 set_opt(fd.as_raw_fd(), libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)
                     .map_err(|e| permission_or(e, "the ICMPv6 filter"))?;
             }

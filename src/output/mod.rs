@@ -461,6 +461,7 @@ mod tests {
                 x if x < skew + 16 => (ClosedFiltered, NoResponse),
                 _ => (Filtered, AdminProhibited),
             },
+            Proto::Icmp | Proto::TcpAck | Proto::Arp => (Open, EchoReply),
         };
         let ttl = if r == NoResponse { None } else { ttl };
         (s, r, ttl)
@@ -526,6 +527,7 @@ mod tests {
                         let s = match proto {
                             Proto::Tcp => PortState::Filtered,
                             Proto::Udp => PortState::OpenFiltered,
+                            _ => PortState::Filtered,
                         };
                         (s, Reason::NoResponse, None)
                     } else {

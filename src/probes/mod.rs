@@ -17,6 +17,9 @@
 //! only when it is addressed to one of the scanner's source addresses and
 //! carries the probe's cookie (or quotes a probe that does).
 
+pub mod ack;
+pub mod arp;
+pub mod icmp;
 pub mod syn;
 pub mod udp;
 
@@ -24,7 +27,7 @@ use std::net::IpAddr;
 
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason, classify_icmp};
 use crate::wire::BuildError;
-use crate::wire::{IcmpError, Packet};
+use crate::wire::{IcmpError, Packet, flags};
 
 /// A believed reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +113,9 @@ pub fn module(proto: Proto) -> &'static dyn Module {
     match proto {
         Proto::Tcp => &syn::Syn,
         Proto::Udp => &udp::Udp,
+        Proto::Icmp => &icmp::IcmpPing,
+        Proto::TcpAck => &ack::AckPing,
+        Proto::Arp => &arp::Neighbor,
     }
 }
 
@@ -120,6 +126,10 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Resu
         return Err(Drop::NotToUs);
     }
     match pkt {
+        // A bare RST answers an ACK ping; SYN-ACK and RST-ACK a SYN.
+        Packet::Tcp(t) if t.flags & (flags::RST | flags::ACK) == flags::RST => {
+            module(Proto::TcpAck).validate(pkt, cookies)
+        }
         Packet::Tcp(_) => module(Proto::Tcp).validate(pkt, cookies),
         Packet::Udp(_) => module(Proto::Udp).validate(pkt, cookies),
         Packet::IcmpError(e) => {
@@ -149,7 +159,13 @@ pub fn validate(pkt: &Packet<'_>, cookies: &Cookies, sources: &[IpAddr]) -> Resu
                 attempt,
             })
         }
-        Packet::Icmp(_) => Err(Drop::NotAReply),
+        Packet::Icmp(_) => {
+            // Echo and timestamp replies, and Neighbour Advertisements.
+            match module(Proto::Icmp).validate(pkt, cookies) {
+                Err(Drop::NotAReply) => module(Proto::Arp).validate(pkt, cookies),
+                r => r,
+            }
+        }
     }
 }
 

@@ -105,6 +105,11 @@ impl Target {
 
     fn answer(&self, key: &ProbeKey) -> Option<(PortState, Reason)> {
         match ((self.kind)(key.proto, key.port), key.proto) {
+            (Kind::Open | Kind::Closed, Proto::TcpAck) => {
+                Some((PortState::Unfiltered, Reason::Reset))
+            }
+            (Kind::Open | Kind::Closed, Proto::Icmp) => Some((PortState::Open, Reason::EchoReply)),
+            (Kind::Open | Kind::Closed, Proto::Arp) => Some((PortState::Open, Reason::ArpResponse)),
             (Kind::Open, Proto::Tcp) => Some((PortState::Open, Reason::SynAck)),
             (Kind::Open, Proto::Udp) => Some((PortState::Open, Reason::UdpResponse)),
             (Kind::Closed, Proto::Tcp) => Some((PortState::Closed, Reason::Reset)),
@@ -137,10 +142,12 @@ impl Outcome {
         for (k, r) in &self.results {
             let t = targets.iter().find(|t| t.ip == k.ip).expect("known host");
             let want = match ((t.kind)(k.proto, k.port), k.proto) {
+                (Kind::Open | Kind::Closed, Proto::TcpAck) => PortState::Unfiltered,
+                (Kind::Open | Kind::Closed, Proto::Icmp | Proto::Arp) => PortState::Open,
+                (Kind::Filtered, Proto::Udp) => PortState::OpenFiltered,
+                (Kind::Filtered, _) => PortState::Filtered,
                 (Kind::Open, _) => PortState::Open,
                 (Kind::Closed, _) => PortState::Closed,
-                (Kind::Filtered, Proto::Tcp) => PortState::Filtered,
-                (Kind::Filtered, Proto::Udp) => PortState::OpenFiltered,
             };
             if r.state != want {
                 bad.push(format!("{k:?}: {} (want {want})", r.state));

@@ -51,6 +51,7 @@ pub fn identify_port(t: &Target, opts: &Options, stop: &AtomicUsize) -> Service 
     let (found, tls) = match t.key.proto {
         Proto::Tcp => tcp(&ctx),
         Proto::Udp => (udp(&ctx), None),
+        Proto::Icmp | Proto::TcpAck | Proto::Arp => (None, None),
     };
     match (found, tls) {
         (Some(f), tls) => Service::from_found(f, tls),

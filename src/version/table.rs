@@ -449,6 +449,7 @@ pub fn probes(proto: Proto) -> &'static [Probe] {
     match proto {
         Proto::Tcp => TCP_PROBES,
         Proto::Udp => UDP_PROBES,
+        Proto::Icmp | Proto::TcpAck | Proto::Arp => &[],
     }
 }
 
@@ -513,7 +514,7 @@ pub fn identify(probe: &Probe, reply: &[u8]) -> Option<Found> {
     }
     let fallback: &[Matcher] = match probe.proto {
         Proto::Tcp => TCP_FALLBACK,
-        Proto::Udp => &[],
+        Proto::Udp | Proto::Icmp | Proto::TcpAck | Proto::Arp => &[],
     };
     probe
         .matchers
