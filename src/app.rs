@@ -28,6 +28,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::{Args, MergeArgs, nmap_compat};
 use crate::config::{self, Config, Dest, Outputs, TcpScan};
+use crate::discovery;
 use crate::echo;
 use crate::engine;
 use crate::net::{self, Backend, Counters, OpenError};
@@ -54,46 +55,100 @@ pub struct Backed {
     pub tcp_fallback: bool,
     /// UDP without raw sockets: connected UDP sockets.
     pub udp_unprivileged: bool,
+    /// Host discovery uses raw sockets (else TCP connect to 80 and 443).
+    pub discovery_raw: bool,
+}
+
+/// The backends of a run: the port scan's (with `-sn`, discovery's), and
+/// host discovery's when it cannot share the port scan's.
+pub struct Backends {
+    pub scan: Backend,
+    /// None: discovery (if any) runs on `scan`.
+    pub discovery: Option<Backend>,
+    pub backed: Backed,
 }
 
 /// Open the backend(s) the config asks for. The one place that decides
 /// raw versus unprivileged techniques.
-pub fn start_backend(cfg: &Config) -> anyhow::Result<(Backend, Backed)> {
+pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
     let cookies = Cookies::new(cfg.cookie_key);
     let counters = Arc::new(Counters::default());
-    let wants_raw = cfg.tcp == Some(TcpScan::Syn) || cfg.udp;
-    let raw = if wants_raw {
-        let needs = net::raw::Needs {
-            udp: cfg.udp,
-            v4: cfg.hosts.has_v4(),
-            v6: cfg.hosts.has_v6(),
-        };
-        match net::raw::start(cookies, needs, counters.clone()) {
-            Ok(b) => Some(b),
-            Err(OpenError::Permission(_)) => None,
-            Err(OpenError::Other(e)) => return Err(e),
-        }
+    let disc = cfg.discovery.as_ref();
+    let only = disc.is_some_and(|d| d.only);
+    let scan_raw = !only && (cfg.tcp == Some(TcpScan::Syn) || cfg.udp);
+    let needs = net::raw::Needs {
+        udp: cfg.udp || disc.is_some_and(|d| d.wants_udp()),
+        v4: cfg.hosts.has_v4(),
+        v6: cfg.hosts.has_v6(),
+    };
+    let open_raw = || match net::raw::start(cookies, needs, counters.clone()) {
+        Ok(b) => Ok(Some(b)),
+        Err(OpenError::Permission(_)) => Ok(None),
+        Err(OpenError::Other(e)) => Err(e),
+    };
+    let raw = if scan_raw || disc.is_some() {
+        open_raw()?
     } else {
         None
     };
     let privileged = raw.is_some();
-    let backed = Backed {
-        raw: privileged,
-        tcp_fallback: !privileged && cfg.tcp == Some(TcpScan::Syn),
-        udp_unprivileged: !privileged && cfg.udp,
-    };
     let tcp_connect =
         || net::connect::start(counters.clone()).context("starting the TCP connect scan");
     let udp_connected =
         || net::udp::start(cookies, counters.clone()).context("starting the unprivileged UDP scan");
-    let backend = match (cfg.tcp, cfg.udp, raw) {
-        (Some(TcpScan::Connect), true, Some(raw)) => net::mux::mux(tcp_connect()?, raw)?,
-        (_, _, Some(raw)) => raw,
-        (Some(_), true, None) => net::mux::mux(tcp_connect()?, udp_connected()?)?,
-        (Some(_), false, None) => tcp_connect()?,
-        (None, _, None) => udp_connected()?,
+    if only {
+        let scan = match raw {
+            Some(r) => r,
+            None => tcp_connect()?,
+        };
+        return Ok(Backends {
+            scan,
+            discovery: None,
+            backed: Backed {
+                raw: privileged,
+                tcp_fallback: false,
+                udp_unprivileged: false,
+                discovery_raw: privileged,
+            },
+        });
+    }
+    let backed = Backed {
+        raw: privileged && scan_raw,
+        tcp_fallback: !privileged && cfg.tcp == Some(TcpScan::Syn),
+        udp_unprivileged: !privileged && cfg.udp,
+        discovery_raw: privileged,
     };
-    Ok((backend, backed))
+    // The raw backend serves the port scan when it is a SYN or UDP scan,
+    // and discovery too (one set of sockets); a connect scan leaves it to
+    // discovery alone.
+    let (scan, spare_raw, consumed) = match (cfg.tcp, cfg.udp, raw) {
+        (Some(TcpScan::Connect), true, Some(raw)) => {
+            (net::mux::mux(tcp_connect()?, raw)?, None, true)
+        }
+        (Some(TcpScan::Connect), false, Some(raw)) => (tcp_connect()?, Some(raw), false),
+        (_, _, Some(raw)) => (raw, None, false),
+        (Some(_), true, None) => (
+            net::mux::mux(tcp_connect()?, udp_connected()?)?,
+            None,
+            false,
+        ),
+        (Some(_), false, None) => (tcp_connect()?, None, false),
+        (None, _, None) => (udp_connected()?, None, false),
+    };
+    let discovery = match disc {
+        None => None,
+        Some(_) if !privileged => Some(tcp_connect()?),
+        Some(_) if spare_raw.is_some() => spare_raw,
+        // The raw sockets went into a mux with the connect scan: discovery
+        // gets sockets of its own.
+        Some(_) if consumed => open_raw()?,
+        Some(_) => None,
+    };
+    Ok(Backends {
+        scan,
+        discovery,
+        backed,
+    })
 }
 
 fn one_line(e: &clap::Error) -> String {
@@ -133,6 +188,13 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
         }
     };
     let cfg = match config::build(&args, &config::system_resolve) {
+        // A resumed scan finishes the port scan it was interrupted in:
+        // no discovery (an interrupted scan that had found its live hosts
+        // saved them as its targets, with -Pn).
+        Ok(c) if resume.is_some() => Config {
+            discovery: None,
+            ..c
+        },
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(stderr, "rawscan: {e}");
@@ -187,6 +249,7 @@ pub fn main_with(argv: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn W
         &cfg,
         &plan,
         &drop_plan,
+        &to_save,
         &saved_args,
         &shown_args,
         stdout,
@@ -537,10 +600,12 @@ pub fn version_targets(report: &Report, summary: &engine::Summary) -> Vec<versio
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn scan(
     cfg: &Config,
     plan: &Plan,
     drop_plan: &DropPlan,
+    to_save: &Args,
     saved_args: &[String],
     shown_args: &[String],
     stdout: &mut dyn Write,
@@ -558,23 +623,29 @@ fn scan(
         let resume_writer =
             LaterWriter::new(&cfg.resume_file, "resume file", drop_plan.changes_uid())?;
         let interrupts = install_signal_counter()?;
-        let (backend, backed) = start_backend(cfg)?;
+        let backends = start_backend(cfg)?;
         // The drop point: raw sockets, SO_RCVBUFFORCE, output files and the
         // resume writer are all in place, the backend's threads running.
         privs::drop_privileges(drop_plan)?;
-        anyhow::Ok((resume_writer, interrupts, backend, backed))
+        anyhow::Ok((resume_writer, interrupts, backends))
     })();
-    let (resume_writer, interrupts, backend, backed) = match started {
+    let (resume_writer, interrupts, backends) = match started {
         Ok(s) => s,
         Err(e) => {
             files.discard();
             return Err(e);
         }
     };
+    let Backends {
+        scan: backend,
+        discovery: discovery_backend,
+        backed,
+    } = backends;
     let ndjson_file = files.take("-oJ");
     let mut outs = Reports::take(&mut files);
     let o = &cfg.outputs;
     let normal_on_stdout = !o.stdout_taken();
+    let ping_only = cfg.discovery.as_ref().is_some_and(|d| d.only);
 
     if backed.tcp_fallback {
         writeln!(
@@ -596,20 +667,20 @@ fn scan(
             .join(" "),
         argv: saved_args.to_vec(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        tcp_type: cfg.tcp.map(|t| {
+        tcp_type: cfg.tcp.filter(|_| !ping_only).map(|t| {
             if t == TcpScan::Syn && backed.raw {
                 "syn"
             } else {
                 "connect"
             }
         }),
-        udp: cfg.udp,
-        tcp_ports: if cfg.tcp.is_some() {
+        udp: cfg.udp && !ping_only,
+        tcp_ports: if cfg.tcp.is_some() && !ping_only {
             cfg.ports.tcp.clone()
         } else {
             Vec::new()
         },
-        udp_ports: if cfg.udp {
+        udp_ports: if cfg.udp && !ping_only {
             cfg.ports.udp.clone()
         } else {
             Vec::new()
@@ -617,7 +688,7 @@ fn scan(
         hosts_total: cfg.hosts.len(),
         seed: plan.seed(),
         shard: plan.shard(),
-        pairs: plan.len(),
+        pairs: if ping_only { 0 } else { plan.len() },
     };
     let view = View {
         reason: cfg.reason,
@@ -655,14 +726,80 @@ fn scan(
             _ => "Connect Scan",
         })
     });
-    let report = Report::new(plan.ports().iter().copied());
+    let report = Report::new(if ping_only {
+        Vec::new()
+    } else {
+        plan.ports().to_vec()
+    });
     let mut collector = Collector::new(report, view, stderr)
         .with_progress(io::stderr().is_terminal())
         .with_stats_every(stats);
     if let Some(n) = ndjson {
         collector = collector.with_ndjson(n, &info);
     }
-    let mut summary = engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts);
+    // Host discovery first (unless -Pn): the port scan then covers only
+    // the live hosts, on a plan of its own (same ports, seed and shard).
+    let mut live_plan: Option<Plan> = None;
+    let mut found: Option<(discovery::Found, engine::Summary)> = None;
+    if let Some(d) = &cfg.discovery {
+        let probes = d.probes(backed.discovery_raw, false);
+        let on = discovery_backend.as_ref().unwrap_or(&backend);
+        let (f, s) = discovery::run(
+            &cfg.hosts,
+            probes,
+            plan.seed(),
+            cfg.settings(),
+            on,
+            cfg.verbose > 0,
+            &interrupts,
+            &mut |_| {},
+        )?;
+        if let Some(b) = discovery_backend {
+            b.join();
+        }
+        if cfg.verbose > 0 {
+            collector.note(&format!(
+                "rawscan: host discovery: {} of {} hosts up in {:.2}s",
+                f.up.len(),
+                cfg.hosts.len(),
+                s.elapsed.as_secs_f64()
+            ));
+        }
+        if !ping_only && interrupts.load(Ordering::SeqCst) == 0 {
+            live_plan = Some(
+                Plan::new(
+                    f.live_set(),
+                    plan.ports().to_vec(),
+                    plan.seed(),
+                    plan.shard(),
+                )
+                .map_err(|e| anyhow::anyhow!("planning the port scan: {e}"))?,
+            );
+        }
+        found = Some((f, s));
+    } else if let Some(b) = discovery_backend {
+        b.join();
+    }
+    let plan = live_plan.as_ref().unwrap_or(plan);
+    let mut summary = if ping_only || (found.is_some() && live_plan.is_none()) {
+        // -sn, or interrupted during discovery: no port scan.
+        backend.join();
+        engine::Summary::default()
+    } else {
+        engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts)
+    };
+    if let Some((f, s)) = &found {
+        summary.absorb(s);
+        for (ip, info) in &f.up {
+            let e = summary.up.entry(*ip).or_default();
+            e.reason = info.reason;
+            e.ttl = info.ttl;
+            e.latency = e.latency.or(info.latency);
+        }
+        for ip in f.up.keys().chain(&f.down) {
+            collector.report.add_host(*ip);
+        }
+    }
     // -sV: probe what the port scan found open, before any output is
     // written (NDJSON streams each result as it comes).
     if let Some(vopts) = &cfg.version
@@ -698,12 +835,23 @@ fn scan(
     // Interrupted: the resume file comes first, so that no failing output
     // can keep it from being written.
     let resume_line = if summary.interrupted {
-        let state = ResumeState::new(
-            saved_args.to_vec(),
-            plan,
-            summary.next_index,
-            &summary.undecided,
-        );
+        // After discovery, the scan that was interrupted is the live
+        // hosts' (-Pn): that is what a resume must redo.
+        let saved_args = match (&found, live_plan.is_some()) {
+            (Some((f, _)), true) => {
+                let mut a = to_save.clone();
+                let mut ips: Vec<std::net::IpAddr> = f.up.keys().copied().collect();
+                ips.sort_unstable();
+                a.targets = ips.iter().map(|ip| ip.to_string()).collect();
+                a.input_list = None;
+                a.exclude = Vec::new();
+                a.exclude_file = None;
+                a.no_ping = true;
+                a.to_argv()
+            }
+            _ => saved_args.to_vec(),
+        };
+        let state = ResumeState::new(saved_args, plan, summary.next_index, &summary.undecided);
         Some(match resume_writer.write(&state.to_bytes()) {
             Ok(()) => format!(
                 "rawscan: interrupted; {} of {} ports decided. Resume with: rawscan --resume {}",

@@ -16,7 +16,7 @@ use clap::{ArgAction, Parser};
     name = "rawscan",
     version,
     about = "Fast, trustworthy port scanner: SYN and UDP scans over raw sockets, TCP connect fallback",
-    after_help = "nmap spellings are accepted: -sS -sT -sU -sV (and -sSV, -sSUV…) -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -T0..-T5.\n\
+    after_help = "nmap spellings are accepted: -sS -sT -sU -sV (and -sSV, -sSUV…) -iL FILE -oN/-oX/-oG/-oJ/-oA FILE -p- -Pn -sn -PE -PP -PS[ports] -PA[ports] -PU[ports] -PR -T0..-T5.\n\
                   Scan only networks you are authorized to test."
 )]
 pub struct Args {
@@ -186,9 +186,41 @@ pub struct Args {
     #[arg(short = 'S', long = "source-ip", value_name = "ADDRS")]
     pub source_ip: Option<String>,
 
-    /// Treat all hosts as up (rawscan does no host discovery; accepted for nmap habits)
-    #[arg(long = "no-ping", hide = true)]
+    /// Skip host discovery: treat every target as up [nmap: -Pn]
+    #[arg(long = "no-ping")]
     pub no_ping: bool,
+
+    /// Host discovery only, no port scan [nmap: -sn]
+    #[arg(long = "ping-scan")]
+    pub ping_scan: bool,
+
+    /// Discovery: ICMP echo [nmap: -PE]
+    #[arg(long = "ping-echo")]
+    pub ping_echo: bool,
+
+    /// Discovery: ICMP timestamp [nmap: -PP]
+    #[arg(long = "ping-timestamp")]
+    pub ping_timestamp: bool,
+
+    /// Discovery: TCP SYN to these ports [nmap: -PS[ports], default 443]
+    #[arg(long = "ping-syn", value_name = "PORTS")]
+    pub ping_syn: Option<String>,
+
+    /// Discovery: TCP ACK to these ports [nmap: -PA[ports], default 80]
+    #[arg(long = "ping-ack", value_name = "PORTS")]
+    pub ping_ack: Option<String>,
+
+    /// Discovery: UDP to these ports [nmap: -PU[ports], default 40125]
+    #[arg(long = "ping-udp", value_name = "PORTS")]
+    pub ping_udp: Option<String>,
+
+    /// Discovery: ARP / Neighbour Discovery on the local segment [nmap: -PR]
+    #[arg(long = "ping-arp")]
+    pub ping_arp: bool,
+
+    /// Discovery: no ARP / ND even on a local segment (IP-level probes)
+    #[arg(long = "disable-arp-ping")]
+    pub disable_arp_ping: bool,
 }
 
 /// `rawscan merge [OPTIONS] FILE...`: one report from the NDJSON files of
@@ -304,9 +336,23 @@ impl Args {
             (self.open, "--open"),
             (self.no_dns, "-n"),
             (self.no_ping, "--no-ping"),
+            (self.ping_scan, "--ping-scan"),
+            (self.ping_echo, "--ping-echo"),
+            (self.ping_timestamp, "--ping-timestamp"),
+            (self.ping_arp, "--ping-arp"),
+            (self.disable_arp_ping, "--disable-arp-ping"),
         ] {
             if on {
                 v.push(name.to_string());
+            }
+        }
+        for (val, name) in [
+            (&self.ping_syn, "--ping-syn"),
+            (&self.ping_ack, "--ping-ack"),
+            (&self.ping_udp, "--ping-udp"),
+        ] {
+            if let Some(p) = val {
+                v.push(format!("{name}={p}"));
             }
         }
         v.extend((0..self.verbose).map(|_| "-v".to_string()));
@@ -355,6 +401,22 @@ pub fn nmap_compat(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             "-p-" => Some(vec!["-p".into(), "1-65535".into()]),
             "-iL" => Some(vec!["--input-list".into()]),
             "-Pn" => Some(vec!["--no-ping".into()]),
+            "-sn" | "-sP" => Some(vec!["--ping-scan".into()]),
+            "-PE" => Some(vec!["--ping-echo".into()]),
+            "-PP" => Some(vec!["--ping-timestamp".into()]),
+            "-PR" => Some(vec!["--ping-arp".into()]),
+            _ if s.len() >= 3
+                && s.starts_with("-P")
+                && matches!(s.as_bytes()[2], b'S' | b'A' | b'U') =>
+            {
+                let (flag, default) = match s.as_bytes()[2] {
+                    b'S' => ("--ping-syn", "443"),
+                    b'A' => ("--ping-ack", "80"),
+                    _ => ("--ping-udp", "40125"),
+                };
+                let ports = if s.len() == 3 { default } else { &s[3..] };
+                Some(vec![format!("{flag}={ports}")])
+            }
             _ if s.len() > 2
                 && s.starts_with("-s")
                 && s[2..].chars().all(|c| "STUV".contains(c)) =>
@@ -461,6 +523,16 @@ mod tests {
         assert!(
             Args::try_parse_from(nmap_compat(["rawscan", "-oé", "x"].map(OsString::from))).is_err()
         );
+        // Discovery flags, nmap's spellings.
+        let d = parse(&[
+            "rawscan", "-sn", "-PE", "-PP", "-PS", "-PA22,80", "-PU53", "x",
+        ]);
+        assert!(d.ping_scan && d.ping_echo && d.ping_timestamp);
+        assert_eq!(d.ping_syn.as_deref(), Some("443"));
+        assert_eq!(d.ping_ack.as_deref(), Some("22,80"));
+        assert_eq!(d.ping_udp.as_deref(), Some("53"));
+        let r = parse(&["rawscan", "-PR", "--disable-arp-ping", "-Pn", "x"]);
+        assert!(r.ping_arp && r.disable_arp_ping && r.no_ping);
         // After `--`, nothing is rewritten.
         let d = parse(&["rawscan", "--", "-sS"]);
         assert_eq!(d.targets, vec!["-sS"]);
@@ -517,6 +589,14 @@ mod tests {
             resume_file: "R".into(),
             user: Some("nobody".into()),
             no_ping: true,
+            ping_scan: true,
+            ping_echo: true,
+            ping_timestamp: true,
+            ping_syn: Some("22,443".into()),
+            ping_ack: Some("80".into()),
+            ping_udp: Some("53".into()),
+            ping_arp: true,
+            disable_arp_ping: true,
         };
         let argv = full.to_argv();
         let back = Args::try_parse_from(std::iter::once("rawscan".to_string()).chain(argv.clone()))

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::cli::{Args, OutputArgs};
 use crate::control::Limits;
 use crate::control::retry::Budget;
+use crate::discovery::Discovery;
 use crate::echo;
 use crate::plan::{Plan, Shard};
 use crate::probe::Proto;
@@ -22,7 +23,7 @@ use crate::safefile;
 use crate::scan::Settings;
 use crate::scan::hosts::Timing;
 use crate::scan::sources::Sources;
-use crate::targets::{self, HostSet, PortList, SpecError, TargetOptions};
+use crate::targets::{self, HostSet, PortList, SpecError, TargetOptions, parse_ports};
 
 /// Shortest probe timeout accepted (`--min-rtt-timeout` and friends).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
@@ -235,6 +236,9 @@ pub struct Config {
     pub notes: Vec<String>,
     /// `-sV`: service and version detection after the port scan.
     pub version: Option<crate::version::Options>,
+    /// Host discovery before the port scan (`-sn`: instead of it); None
+    /// with `-Pn` (every target is treated as up).
+    pub discovery: Option<Discovery>,
 }
 
 impl Config {
@@ -483,6 +487,43 @@ fn version_options(args: &Args) -> Result<Option<crate::version::Options>, Usage
     Ok(Some(o))
 }
 
+/// The discovery flags as a `Discovery` (None: `-Pn`).
+fn discovery_options(args: &Args) -> Result<Option<Discovery>, UsageError> {
+    if args.no_ping {
+        if args.ping_scan {
+            return Err(UsageError(
+                "-sn and -Pn together scan nothing: -sn finds the live hosts, -Pn skips that"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let ports = |spec: &Option<String>, flag: &str, proto: Proto| -> Result<Vec<u16>, UsageError> {
+        match spec {
+            None => Ok(Vec::new()),
+            Some(s) => {
+                let list =
+                    parse_ports(s, &[proto]).map_err(|e| UsageError(format!("{flag}: {e}")))?;
+                let v = list.get(proto).to_vec();
+                if v.contains(&0) {
+                    return Err(UsageError(format!("{flag}: port 0 cannot be probed")));
+                }
+                Ok(v)
+            }
+        }
+    };
+    Ok(Some(Discovery {
+        only: args.ping_scan,
+        echo: args.ping_echo,
+        timestamp: args.ping_timestamp,
+        syn: ports(&args.ping_syn, "-PS", Proto::Tcp)?,
+        ack: ports(&args.ping_ack, "-PA", Proto::Tcp)?,
+        udp: ports(&args.ping_udp, "-PU", Proto::Udp)?,
+        arp: args.ping_arp,
+        disable_arp: args.disable_arp_ping,
+    }))
+}
+
 pub fn build(
     args: &Args,
     resolve: &dyn Fn(&str) -> Result<Vec<IpAddr>, String>,
@@ -621,6 +662,7 @@ pub fn build(
     }
 
     let version = version_options(args)?;
+    let discovery = discovery_options(args)?;
     let sources = match &args.source_ip {
         None => Vec::new(),
         Some(spec) => source_addresses(spec)?,
@@ -660,6 +702,7 @@ pub fn build(
             user: args.user.clone(),
             sources,
             notes: note.into_iter().collect(),
+            discovery,
         };
     check_distinct_files(args, &cfg.outputs)?;
     cfg.plan()?;

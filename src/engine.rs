@@ -106,7 +106,23 @@ pub fn run(
     sink: &mut dyn Sink,
     interrupts: &AtomicUsize,
 ) -> Summary {
+    let summary = run_on(plan, settings, &backend, sink, interrupts);
+    backend.join();
+    summary
+}
+
+/// Run the scan on a backend that stays up afterwards (host discovery,
+/// then the port scan, on one set of sockets). The summary's packet
+/// counters are this run's share of the backend's.
+pub fn run_on(
+    plan: &Plan,
+    settings: Settings,
+    backend: &Backend,
+    sink: &mut dyn Sink,
+    interrupts: &AtomicUsize,
+) -> Summary {
     let started = Instant::now();
+    let base = Snapshot::of(&backend.counters);
     let settings = Settings {
         max_inflight: settings
             .max_inflight
@@ -219,18 +235,19 @@ pub fn run(
 
     let interrupted = interrupts.load(Ordering::Relaxed) > 0;
     let st = scan.stats();
-    let summary = Summary {
+    let now = Snapshot::of(&counters);
+    Summary {
         elapsed: started.elapsed(),
         total: st.total,
         decided: st.decided,
         up: scan.hosts_up().collect(),
-        sent: Counters::get(&counters.sent),
+        sent: now.sent - base.sent,
         retries: st.retries,
-        received: Counters::get(&counters.received),
-        malformed: Counters::get(&counters.malformed),
-        bad_cookie: Counters::get(&counters.bad_cookie),
-        send_errors: Counters::get(&counters.send_errors),
-        dropped: Counters::get(&counters.dropped_late),
+        received: now.received - base.received,
+        malformed: now.malformed - base.malformed,
+        bad_cookie: now.bad_cookie - base.bad_cookie,
+        send_errors: now.send_errors - base.send_errors,
+        dropped: now.dropped - base.dropped,
         final_rate: st.rate,
         congestion_events: st.congestion_events,
         loss: st.loss,
@@ -241,9 +258,47 @@ pub fn run(
         } else {
             Vec::new()
         },
-    };
-    backend.join();
-    summary
+    }
+}
+
+/// The backend's packet counters at one moment.
+#[derive(Clone, Copy)]
+struct Snapshot {
+    sent: u64,
+    received: u64,
+    malformed: u64,
+    bad_cookie: u64,
+    send_errors: u64,
+    dropped: u64,
+}
+
+impl Snapshot {
+    fn of(c: &Counters) -> Snapshot {
+        Snapshot {
+            sent: Counters::get(&c.sent),
+            received: Counters::get(&c.received),
+            malformed: Counters::get(&c.malformed),
+            bad_cookie: Counters::get(&c.bad_cookie),
+            send_errors: Counters::get(&c.send_errors),
+            dropped: Counters::get(&c.dropped_late),
+        }
+    }
+}
+
+impl Summary {
+    /// Fold an earlier pass (host discovery) into this summary: its time
+    /// and packets count toward the run's.
+    pub fn absorb(&mut self, earlier: &Summary) {
+        self.elapsed += earlier.elapsed;
+        self.sent += earlier.sent;
+        self.retries += earlier.retries;
+        self.received += earlier.received;
+        self.malformed += earlier.malformed;
+        self.bad_cookie += earlier.bad_cookie;
+        self.send_errors += earlier.send_errors;
+        self.dropped += earlier.dropped;
+        self.interrupted |= earlier.interrupted;
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod discovery;
 pub mod echo;
 pub mod engine;
 pub mod net;

@@ -145,6 +145,24 @@ impl HostSet {
         })
     }
 
+    /// The set of these addresses (any order, duplicates allowed).
+    pub fn from_addrs(ips: impl IntoIterator<Item = IpAddr>) -> Self {
+        let ranges = normalize(
+            ips.into_iter()
+                .map(|ip| {
+                    let (v6, x) = to_int(ip);
+                    Range {
+                        v6,
+                        start: x,
+                        end: x,
+                    }
+                })
+                .collect(),
+        );
+        // A set of distinct single addresses always fits a u128 count.
+        HostSet::from_disjoint(ranges).unwrap_or_default()
+    }
+
     /// Number of addresses.
     pub fn len(&self) -> u128 {
         self.len

@@ -45,6 +45,10 @@ pub fn write(
             "Down"
         };
         writeln!(w, "Host: {ip} ()\tStatus: {status}")?;
+        if host.total() == 0 {
+            // Host discovery only: nmap writes the status line alone.
+            continue;
+        }
         let (rows, groups) = collapse(&host, view);
         let ports: Vec<String> = rows
             .iter()

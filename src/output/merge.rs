@@ -417,6 +417,7 @@ mod tests {
                 ip.parse().unwrap(),
                 HostInfo {
                     latency: Some(Duration::from_micros(*us)),
+                    ..HostInfo::default()
                 },
             );
         }

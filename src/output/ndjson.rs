@@ -90,6 +90,11 @@ struct HostLine {
     r#type: &'static str,
     ip: String,
     status: &'static str,
+    /// What proved the host up (host discovery), or `no-response`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason_ttl: Option<u8>,
     latency: Option<f64>,
     ports: u64,
     groups: Vec<GroupCount>,
@@ -253,6 +258,12 @@ impl<W: Write> Ndjson<W> {
                 r#type: "host",
                 ip: ip.to_string(),
                 status: if up.is_some() { "up" } else { "down" },
+                reason: match up {
+                    Some(h) => h.reason.map(|r| r.as_str()),
+                    None if host.is_some_and(|h| h.total() == 0) => Some("no-response"),
+                    None => None,
+                },
+                reason_ttl: up.and_then(|h| h.reason.and(h.ttl)),
                 latency: up.and_then(|h| h.latency).map(|l| l.as_secs_f64()),
                 ports: host.map_or(0, |h| h.total() as u64),
                 groups: host.map_or_else(Vec::new, |h| {
@@ -531,6 +542,7 @@ mod tests {
             "198.18.0.2".parse().unwrap(),
             HostInfo {
                 latency: Some(Duration::from_micros(52)),
+                ..HostInfo::default()
             },
         );
         nd.finish(&info, &report, &summary).unwrap();

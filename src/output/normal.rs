@@ -79,6 +79,25 @@ fn collapsed_line(groups: &[Collapsed]) -> String {
 pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View) -> io::Result<()> {
     for host in reported_hosts(report, summary, view) {
         let ip = &host.ip;
+        if host.total() == 0 {
+            // Host discovery only (-sn), or a down host under -v.
+            if let Some(h) = summary.up.get(ip) {
+                writeln!(w, "rawscan scan report for {ip}")?;
+                // --reason: nmap's "Host is up, received echo-reply ttl 64".
+                let why = match (view.reason, h.reason, h.ttl) {
+                    (true, Some(r), Some(t)) => format!(", received {r} ttl {t}"),
+                    (true, Some(r), None) => format!(", received {r}"),
+                    _ => String::new(),
+                };
+                match h.latency {
+                    Some(l) => writeln!(w, "Host is up{why} ({} latency).", latency(l))?,
+                    None => writeln!(w, "Host is up{why}.")?,
+                }
+            } else {
+                writeln!(w, "rawscan scan report for {ip} [host down]")?;
+            }
+            continue;
+        }
         writeln!(w, "rawscan scan report for {ip}")?;
         match summary.up.get(ip).and_then(|h| h.latency) {
             Some(l) => writeln!(w, "Host is up ({} latency).", latency(l))?,
@@ -230,6 +249,7 @@ mod tests {
             "198.18.0.2".parse().unwrap(),
             HostInfo {
                 latency: Some(Duration::from_micros(52)),
+                ..HostInfo::default()
             },
         );
         let mut out = Vec::new();
@@ -291,7 +311,7 @@ mod tests {
         let mut summary = Summary::default();
         summary
             .up
-            .insert("198.18.0.2".parse().unwrap(), HostInfo { latency: None });
+            .insert("198.18.0.2".parse().unwrap(), HostInfo::default());
         let mut out = Vec::new();
         hosts(&mut out, &report, &summary, &View::default()).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -264,6 +264,16 @@ impl Report {
     }
 
     /// Hosts with at least one result, in address order.
+    /// List `ip` even with no port decided (host discovery: a live host
+    /// of `-sn`, or a down host shown under `-v`).
+    pub fn add_host(&mut self, ip: IpAddr) {
+        let n = self.space.len();
+        self.hosts.entry(ip).or_insert_with(|| HostPorts {
+            classes: Vec::new(),
+            codes: Codes::new(n),
+        });
+    }
+
     pub fn hosts(&self) -> impl Iterator<Item = Host<'_>> + '_ {
         self.hosts.iter().map(|(ip, ports)| Host {
             ip: *ip,

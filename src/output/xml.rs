@@ -82,8 +82,12 @@ fn end_time(info: &ScanInfo, summary: &Summary) -> SystemTime {
 /// The `<status>` of a host: "up" with the reason of its first answered
 /// port (in port order), or "down" when it sent nothing.
 fn status(host: &Host<'_>, summary: &Summary) -> (&'static str, String, u8) {
-    if !summary.up.contains_key(&host.ip) {
+    let Some(info) = summary.up.get(&host.ip) else {
         return ("down", Reason::NoResponse.to_string(), 0);
+    };
+    if let Some(r) = info.reason {
+        // Host discovery's proof.
+        return ("up", r.to_string(), info.ttl.unwrap_or(0));
     }
     match host.results().find(|r| r.reason != Reason::NoResponse) {
         Some(r) => ("up", r.reason.to_string(), r.ttl.unwrap_or(0)),
@@ -287,7 +291,9 @@ pub fn write(
         let addrtype = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
         writeln!(w, "<address addr=\"{ip}\" addrtype=\"{addrtype}\"/>")?;
         writeln!(w, "<hostnames/>")?;
-        write_ports(w, &host, view, &report.services)?;
+        if host.total() > 0 {
+            write_ports(w, &host, view, &report.services)?;
+        }
         write_hostscript(w, &host.ip, &report.services)?;
         if let Some(l) = summary.up.get(ip).and_then(|h| h.latency) {
             write_times(w, l)?;
@@ -433,11 +439,10 @@ pub(crate) mod tests {
             V4.parse().unwrap(),
             HostInfo {
                 latency: Some(Duration::from_micros(52)),
+                ..HostInfo::default()
             },
         );
-        summary
-            .up
-            .insert(V6.parse().unwrap(), HostInfo { latency: None });
+        summary.up.insert(V6.parse().unwrap(), HostInfo::default());
         (report, summary)
     }
 

@@ -92,6 +92,11 @@ pub struct Probe {
 pub struct HostInfo {
     /// Smallest first-try round trip seen from this host.
     pub latency: Option<Duration>,
+    /// Host discovery: what proved the host up (None: a port scan's
+    /// answers did, or discovery was skipped).
+    pub reason: Option<Reason>,
+    /// The TTL or hop limit of that proof, if it had one.
+    pub ttl: Option<u8>,
 }
 
 /// Live numbers for progress displays and summaries.
@@ -459,9 +464,15 @@ impl Scan {
 
     /// Hosts that answered, with their latency.
     pub fn hosts_up(&self) -> impl Iterator<Item = (IpAddr, HostInfo)> + '_ {
-        self.hosts
-            .iter()
-            .map(|(ip, h)| (*ip, HostInfo { latency: h.latency }))
+        self.hosts.iter().map(|(ip, h)| {
+            (
+                *ip,
+                HostInfo {
+                    latency: h.latency,
+                    ..HostInfo::default()
+                },
+            )
+        })
     }
 }
 
