@@ -57,6 +57,8 @@ pub struct Backed {
     pub udp_unprivileged: bool,
     /// Host discovery uses raw sockets (else TCP connect to 80 and 443).
     pub discovery_raw: bool,
+    /// Every target is on one local Ethernet segment (ARP / ND possible).
+    pub discovery_on_link: bool,
 }
 
 /// The backends of a run: the port scan's (with `-sn`, discovery's), and
@@ -76,12 +78,19 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
     let disc = cfg.discovery.as_ref();
     let only = disc.is_some_and(|d| d.only);
     let scan_raw = !only && (cfg.tcp == Some(TcpScan::Syn) || cfg.udp);
+    // ARP / Neighbour Discovery when every target is on one local
+    // Ethernet segment (and not --disable-arp-ping).
+    let link = disc
+        .filter(|d| !d.disable_arp)
+        .and_then(|_| net::route::segment_of(&cfg.hosts));
+    let on_link = link.is_some();
     let needs = net::raw::Needs {
         udp: cfg.udp || disc.is_some_and(|d| d.wants_udp()),
         v4: cfg.hosts.has_v4(),
         v6: cfg.hosts.has_v6(),
+        link,
     };
-    let open_raw = || match net::raw::start(cookies, needs, counters.clone()) {
+    let open_raw = || match net::raw::start(cookies, needs.clone(), counters.clone()) {
         Ok(b) => Ok(Some(b)),
         Err(OpenError::Permission(_)) => Ok(None),
         Err(OpenError::Other(e)) => Err(e),
@@ -109,6 +118,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
                 tcp_fallback: false,
                 udp_unprivileged: false,
                 discovery_raw: privileged,
+                discovery_on_link: on_link,
             },
         });
     }
@@ -117,6 +127,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
         tcp_fallback: !privileged && cfg.tcp == Some(TcpScan::Syn),
         udp_unprivileged: !privileged && cfg.udp,
         discovery_raw: privileged,
+        discovery_on_link: on_link,
     };
     // The raw backend serves the port scan when it is a SYN or UDP scan,
     // and discovery too (one set of sockets); a connect scan leaves it to
@@ -742,7 +753,7 @@ fn scan(
     let mut live_plan: Option<Plan> = None;
     let mut found: Option<(discovery::Found, engine::Summary)> = None;
     if let Some(d) = &cfg.discovery {
-        let probes = d.probes(backed.discovery_raw, false);
+        let probes = d.probes(backed.discovery_raw, backed.discovery_on_link);
         let on = discovery_backend.as_ref().unwrap_or(&backend);
         let (f, s) = discovery::run(
             &cfg.hosts,

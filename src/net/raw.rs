@@ -46,9 +46,13 @@ use pnet::transport::{
 };
 use pnet_packet::ip::IpNextHeaderProtocols;
 
+use super::route::Link;
 use super::{Backend, Counters, OpenError, PROBE_BATCH, PROBE_QUEUE, Probe, REPLY_QUEUE};
-use crate::probe::Cookies;
+use crate::probe::{Cookies, Proto};
 use crate::probes::{self, Drop, Reply};
+use crate::wire::Frame;
+use crate::wire::ethernet::{EthernetAddress, ethertype};
+use crate::wire::packet::FramePayload;
 use crate::wire::{self, Ipv6Meta, proto};
 
 /// The addresses probes have been sent from: the sender adds each new one
@@ -129,6 +133,9 @@ enum RxSock {
     V4(TransportReceiver),
     /// Raw IPv6 of this protocol: payloads plus ancillary data.
     V6(OwnedFd, u8),
+    /// AF_PACKET bound to one interface, ARP frames only; the
+    /// interface's MAC address (ARP replies must be to it).
+    Arp(OwnedFd, EthernetAddress),
 }
 
 impl RxSock {
@@ -136,16 +143,99 @@ impl RxSock {
         match self {
             RxSock::V4(r) => r.socket.fd,
             RxSock::V6(fd, _) => fd.as_raw_fd(),
+            RxSock::Arp(fd, _) => fd.as_raw_fd(),
         }
     }
 }
 
 /// What the scan needs from the raw backend.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Needs {
     pub udp: bool,
     pub v4: bool,
     pub v6: bool,
+    /// Host discovery by ARP / Neighbour Discovery on this link.
+    pub link: Option<Link>,
+}
+
+/// An AF_PACKET socket on `link`: `ethertype` 0 receives nothing (a
+/// sending socket), else frames of that type.
+fn open_packet(link: &Link, ethertype: u16) -> Result<OwnedFd, OpenError> {
+    let proto = ethertype.to_be();
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::c_int::from(proto),
+        )
+    };
+    if fd < 0 {
+        return Err(permission_or(
+            io::Error::last_os_error(),
+            "a packet socket for ARP",
+        ));
+    }
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain data; zeroed is valid.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = link.index as libc::c_int;
+    // SAFETY: sll is a valid sockaddr_ll of the size given.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(permission_or(
+            io::Error::last_os_error(),
+            "binding the packet socket",
+        ));
+    }
+    Ok(fd)
+}
+
+/// The layer-2 sender of ARP requests and Neighbour Solicitations.
+struct L2 {
+    fd: OwnedFd,
+    link: Link,
+    frame: Vec<u8>,
+}
+
+impl L2 {
+    fn send(&mut self, target: IpAddr, src: IpAddr, c: &Counters) {
+        let Ok(n) = probes::arp::make_frame(target, src, self.link.mac, &mut self.frame) else {
+            Counters::inc(&c.send_errors);
+            return;
+        };
+        // SAFETY: sockaddr_ll is plain data; zeroed is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+        sll.sll_ifindex = self.link.index as libc::c_int;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&self.frame[..6]);
+        // SAFETY: the frame buffer holds n bytes; sll is a valid address.
+        let r = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                self.frame.as_ptr().cast(),
+                n,
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            Counters::inc(&c.send_errors);
+        } else {
+            Counters::inc(&c.sent);
+        }
+    }
 }
 
 /// Open raw sockets and start the sender and receiver threads.
@@ -204,6 +294,15 @@ pub fn start(
             rx.push(RxSock::V6(fd, p));
         }
     }
+    let mut l2 = None;
+    if let Some(link) = &needs.link {
+        rx.push(RxSock::Arp(open_packet(link, ethertype::ARP)?, link.mac));
+        l2 = Some(L2 {
+            fd: open_packet(link, 0)?,
+            link: link.clone(),
+            frame: vec![0u8; 128],
+        });
+    }
     for r in &rx {
         big_rcvbuf(r.fd());
     }
@@ -221,6 +320,7 @@ pub fn start(
                 tx4,
                 tx6,
                 cookies,
+                l2,
                 sources: HashMap::new(),
                 shared: s,
                 v4: Arena::new(),
@@ -315,6 +415,7 @@ struct Sender2 {
     tx4: TransportSender,
     tx6: Option<OwnedFd>,
     cookies: Cookies,
+    l2: Option<L2>,
     sources: HashMap<IpAddr, IpAddr>,
     shared: Sources,
     v4: Arena,
@@ -359,6 +460,13 @@ impl Sender2 {
             };
             if src.is_ipv4() != p.key.ip.is_ipv4() {
                 Counters::inc(&c.send_errors);
+                continue;
+            }
+            if p.key.proto == Proto::Arp {
+                match self.l2.as_mut() {
+                    Some(l2) => l2.send(p.key.ip, src, c),
+                    None => Counters::inc(&c.send_errors),
+                }
                 continue;
             }
             let arena = if p.key.ip.is_ipv4() {
@@ -548,6 +656,38 @@ fn recv_loop(
                         };
                         Counters::inc(&c.received);
                         wire::parse_ipv6_payload(meta, *p, &buf[..len])
+                    }
+                    RxSock::Arp(fd, mac) => {
+                        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+                        let len = unsafe {
+                            libc::recv(
+                                fd.as_raw_fd(),
+                                buf.as_mut_ptr().cast(),
+                                buf.len(),
+                                libc::MSG_DONTWAIT,
+                            )
+                        };
+                        if len <= 0 {
+                            break;
+                        }
+                        Counters::inc(&c.received);
+                        let reply = match wire::parse_frame(&buf[..len as usize]) {
+                            Ok(Frame {
+                                payload: FramePayload::Arp(a),
+                                ..
+                            }) => probes::arp::validate_arp(&a, *mac, &sources),
+                            Ok(_) => Err(Drop::NotAReply),
+                            Err(_) => {
+                                Counters::inc(&c.malformed);
+                                continue;
+                            }
+                        };
+                        match reply {
+                            Ok(r) => batch.push(r),
+                            Err(Drop::NotAReply) => Counters::inc(&c.not_reply),
+                            Err(_) => Counters::inc(&c.bad_cookie),
+                        }
+                        continue;
                     }
                 };
                 let reply = match parsed {

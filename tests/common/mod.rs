@@ -50,6 +50,7 @@ pub const RAWSCAN_BIN: &str = env!("CARGO_BIN_EXE_rawscan");
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Real TCP daemons and hostile services for the -sV tests.
+pub mod discovery;
 pub mod tcp_services;
 pub mod udp_services;
 
