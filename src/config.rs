@@ -265,6 +265,7 @@ impl Config {
             defeat_icmp_ratelimit: self.defeat_icmp_ratelimit,
             max_inflight: usize::MAX,
             sources: Sources::new(&self.sources),
+            group_timing: false,
         }
     }
 }

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;
 
+use crate::control::retry::Budget;
 use crate::engine::{self, HostInfo, Progress, Sink, Summary};
 use crate::net::Backend;
 use crate::plan::{Plan, Shard};
@@ -41,6 +42,8 @@ pub const SYN_PORT: u16 = 443;
 pub const ACK_PORT: u16 = 80;
 /// Default port of `-PU` (nmap's).
 pub const UDP_PORT: u16 = 40125;
+/// Tries per discovery probe (without `--max-retries`).
+pub const DISCOVERY_TRIES: u32 = 2;
 
 /// What discovery was asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -198,6 +201,22 @@ pub fn run(
     progress: &mut dyn FnMut(&Progress),
 ) -> anyhow::Result<(Found, Summary)> {
     let per_host = probes.len() as u32;
+    // nmap's host discovery: group timing (a silent address waits the
+    // round trip the live ones show, not the initial timeout) and two
+    // tries per probe, unless --max-retries fixed the tries.
+    let fixed = settings.budget.min_tries >= settings.budget.max_tries;
+    let settings = Settings {
+        group_timing: true,
+        budget: if fixed {
+            settings.budget
+        } else {
+            Budget {
+                min_tries: DISCOVERY_TRIES,
+                max_tries: DISCOVERY_TRIES,
+            }
+        },
+        ..settings
+    };
     let plan = Plan::new(hosts.clone(), probes, seed, Shard::WHOLE)
         .map_err(|e| anyhow::anyhow!("host discovery: {e}"))?;
     let mut tally = Tally {

@@ -386,6 +386,7 @@ mod tests {
             defeat_icmp_ratelimit: false,
             max_inflight: usize::MAX,
             sources: Default::default(),
+            group_timing: false,
         }
     }
 

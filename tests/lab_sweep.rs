@@ -5,7 +5,9 @@
 //! namespace (`ip route add local RANGE dev lo`; the scanner routes RANGE
 //! via the target), and the TCP listeners, bound to 0.0.0.0, answer on
 //! every address of it. nftables makes hosts differ:
-//! - `SILENT` (a /24): every packet dropped, so its hosts are down;
+//! - `SILENT` (a /24): every packet dropped, so its hosts are down (the
+//!   sweeps run with `-Pn`: they test the port scan, silent hosts
+//!   included; host discovery has its own tests in lab_discovery.rs);
 //! - port 81 dropped everywhere (filtered, no-response);
 //! - port 113 rejected with ICMP admin-prohibited on `ADMIN` (a /24),
 //!   closed elsewhere;
@@ -362,7 +364,8 @@ fn sweep_of_a_slash_20_is_exact() {
         &lab,
         "rawscan sweep /20",
         &[
-            "-T4", "--rate", "50000", "-p", PORTS, "-v", "-oX", &x, "-oJ", &j, "-oN", &n, range,
+            "-Pn", "-T4", "--rate", "50000", "-p", PORTS, "-v", "-oX", &x, "-oJ", &j, "-oN", &n,
+            range,
         ],
     );
     let nd = ndjson(&j);
@@ -419,7 +422,7 @@ fn shards_under_gnu_parallel_merge_to_the_unsharded_scan() {
         return;
     };
     let dir = TempDir::new("parallel");
-    let common = ["-T4", "-p", PORTS, "--seed", "7"];
+    let common = ["-Pn", "-T4", "-p", PORTS, "--seed", "7"];
     let (fx, fj, fn_) = (dir.s("full.xml"), dir.s("full.ndjson"), dir.s("full.nmap"));
     let mut args: Vec<&str> = common.to_vec();
     args.extend([
@@ -536,7 +539,7 @@ fn an_interrupted_shard_resumes_and_merges() {
     let mut cmd = Command::new(&ip);
     cmd.args(["netns", "exec", &lab.scanner_ns, RAWSCAN_BIN])
         .args([
-            "--shard", "1/2", "--seed", "9", "-p", PORTS, "--rate", "2000",
+            "-Pn", "--shard", "1/2", "--seed", "9", "-p", PORTS, "--rate", "2000",
         ])
         .args([
             "-oJ",
@@ -581,6 +584,7 @@ fn an_interrupted_shard_resumes_and_merges() {
         &lab,
         "shard 2/2",
         &[
+            "-Pn",
             "--shard",
             "2/2",
             "--seed",

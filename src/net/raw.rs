@@ -127,6 +127,18 @@ fn big_rcvbuf(fd: RawFd) {
     }
 }
 
+/// A big send buffer: a probe to an on-link address whose neighbour
+/// entry is unresolved waits in the kernel's neighbour queue, charged to
+/// the socket, until resolution fails (3 s on Linux); a small buffer would
+/// block the sender on a sweep of mostly silent local addresses
+/// (`--disable-arp-ping`). Best effort, as `big_rcvbuf`.
+fn big_sndbuf(fd: RawFd) {
+    let size: libc::c_int = 16 << 20;
+    if set_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &size).is_err() {
+        let _ = set_opt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
+    }
+}
+
 /// A receive socket and how to read it.
 enum RxSock {
     /// Raw IPv4: whole packets.
@@ -305,6 +317,10 @@ pub fn start(
     }
     for r in &rx {
         big_rcvbuf(r.fd());
+    }
+    big_sndbuf(tx4.socket.fd);
+    if let Some(fd) = &tx6 {
+        big_sndbuf(fd.as_raw_fd());
     }
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);

@@ -88,6 +88,7 @@ pub struct Hosts {
     rtt: Rtt,
     loss: LossStats,
     timing: Timing,
+    group: bool,
 }
 
 impl Hosts {
@@ -98,15 +99,27 @@ impl Hosts {
         }
     }
 
+    /// Unmeasured hosts take the scan-wide estimate (host discovery).
+    pub fn group_timing(mut self, on: bool) -> Self {
+        self.group = on;
+        self
+    }
+
     /// The round-trip estimate that applies to `ip`: its own once it has
     /// one. A host that has not been measured may be much farther than
     /// the others: the initial timeout stands for it (as nmap's
-    /// `--initial-rtt-timeout`).
+    /// `--initial-rtt-timeout`), unless group timing is on and the scan
+    /// has an estimate.
     fn rtt_for(&self, ip: &IpAddr) -> Option<&Rtt> {
-        self.map
+        let own = self
+            .map
             .get(ip)
             .map(|h| &h.rtt)
-            .filter(|r| r.srtt.is_some())
+            .filter(|r| r.srtt.is_some());
+        match own {
+            None if self.group && self.rtt.srtt.is_some() => Some(&self.rtt),
+            o => o,
+        }
     }
 
     /// The timeout for a try sent to `ip` now.

@@ -71,6 +71,11 @@ pub struct Settings {
     pub max_inflight: usize,
     /// The scanner's source addresses (`-S`); empty: the kernel chooses.
     pub sources: Sources,
+    /// A host that has not answered gets the scan-wide timeout once there
+    /// is one, not the initial timeout (host discovery: most addresses of
+    /// a sweep never answer, and nmap times them by the group's round
+    /// trips too).
+    pub group_timing: bool,
 }
 
 /// One transmission for a driver to make.
@@ -154,7 +159,7 @@ impl Scan {
             carry: plan.carry.iter().copied().collect(),
             retries: VecDeque::new(),
             table: Table::new(),
-            hosts: Hosts::new(settings.timing),
+            hosts: Hosts::new(settings.timing).group_timing(settings.group_timing),
             pacer: Pacer::with_sources(settings.defeat_icmp_ratelimit, settings.sources.clone()),
             ctl,
             results: VecDeque::new(),

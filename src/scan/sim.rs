@@ -284,6 +284,7 @@ pub fn settings() -> Settings {
         defeat_icmp_ratelimit: false,
         max_inflight: 1 << 20,
         sources: Default::default(),
+        group_timing: false,
     }
 }
 

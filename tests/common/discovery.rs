@@ -124,10 +124,10 @@ pub fn up_hosts(normal: &str) -> BTreeSet<String> {
     for line in normal.lines() {
         if let Some(rest) = line.strip_prefix("rawscan scan report for ") {
             current = (!rest.ends_with("[host down]")).then(|| rest.trim().to_string());
-        } else if line.starts_with("Host is up") {
-            if let Some(h) = current.take() {
-                up.insert(h);
-            }
+        } else if line.starts_with("Host is up")
+            && let Some(h) = current.take()
+        {
+            up.insert(h);
         }
     }
     up
