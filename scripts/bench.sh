@@ -53,6 +53,14 @@
 #                then rawscan -T5 -p- and -T5
 #                --min-rate 1000000 -p-, their achieved rate (-v) as a
 #                share of it (goal: >= 0.8)
+#   discovery    host discovery (issue 10) on a lab /24 with 9 live hosts (extra
+#                addresses of the target's veth; one drops ICMP, one drops all
+#                but TCP to 80, one answers only ARP): rawscan -sn vs nmap -sn
+#                on-link (ARP) and with --disable-arp-ping, and rawscan's
+#                default top-1000 scan of the /24 vs -Pn given only the live
+#                hosts (goals: -sn exact and no slower than nmap; the default
+#                scan at most 1.2x the -Pn one). N_DISC runs each (medians).
+#                Not in the default list.
 #   udp-real     -sU of 13 ports of real UDP daemons (issue 13): echo, dnsmasq,
 #                tftpd-hpa, rpcbind, chronyd, snmpd, xl2tpd, freeradius (auth and
 #                accounting), coturn, memcached, plus 2 closed ports; DEFAULT
@@ -73,6 +81,7 @@
 #   SCENARIOS="tcp udp-top100 udp-1024 sv"   (sweep is not in the default list)
 #   OLD_RAWSCAN_BIN=...   sweep: a second rawscan to compare peak RSS with
 #   N_CONTROL=3           control-*: runs per row
+#   N_DISC=3              discovery: runs per row
 #   NMAP_LOSS_TIMEOUT=900 control-loss: cap of one nmap run at 5% loss (s)
 #   NMAP_LOSS20_TIMEOUT=0 control-loss: >0 runs nmap -T4 once at 20% loss
 #                         under this cap (s)
@@ -106,6 +115,7 @@ TOOLS=${TOOLS:-"rawscan nmap masscan"}
 N_SV=${N_SV:-3}
 SCENARIOS=${SCENARIOS:-"tcp udp-top100 udp-1024 sv"}
 N_CONTROL=${N_CONTROL:-3}
+N_DISC=${N_DISC:-3}
 NMAP_LOSS_TIMEOUT=${NMAP_LOSS_TIMEOUT:-900}
 NMAP_LOSS20_TIMEOUT=${NMAP_LOSS20_TIMEOUT:-0}
 CONTROL_SCENARIOS="control-default control-tbf control-loss control-connect control-ceiling"
@@ -1567,6 +1577,106 @@ scenario_udp_real() {
     lab_down
 }
 
+# --------------------------------------------------------------------------
+# discovery (issue 10): host discovery on a lab /24 with 9 live hosts
+# --------------------------------------------------------------------------
+
+DISC_SWEEP=198.18.0.0/24
+# Live hosts: extra addresses of the target's veth (they answer ARP like
+# neighbours). .6 drops ICMP (443 open), .7 drops all but TCP to 80
+# (closed), .8 drops all IP (ARP only); the others answer everything.
+DISC_LIVE="198.18.0.2 198.18.0.5 198.18.0.6 198.18.0.7 198.18.0.8 198.18.0.9 198.18.0.10 198.18.0.11 198.18.0.12"
+DISC_LIVE_IP="198.18.0.2 198.18.0.5 198.18.0.6 198.18.0.7 198.18.0.9 198.18.0.10 198.18.0.11 198.18.0.12"
+
+setup_discovery() {
+    local a
+    for a in $DISC_LIVE; do
+        [ "$a" = "$TARGET_IP" ] || ip -n "$T" addr add "$a/24" dev "$T"
+    done
+    nft_target -f - <<EOF
+add rule inet $NFT_TABLE input ip daddr 198.18.0.6 meta l4proto icmp drop
+add rule inet $NFT_TABLE input ip daddr 198.18.0.7 tcp dport != 80 drop
+add rule inet $NFT_TABLE input ip daddr 198.18.0.7 meta l4proto != tcp drop
+add rule inet $NFT_TABLE input ip daddr 198.18.0.8 drop
+EOF
+    tcp_listen 22 443 8080
+}
+
+# up_of FILE: the hosts a grepable report says are up, sorted, one line.
+up_of() { awk -F'[ \t]+' '/Status: Up/ {print $2}' "$1" | sort -V | tr '\n' ' ' | sed 's/ $//'; }
+# ports_of FILE: the grepable Ports lines, sorted (host and port states).
+ports_of() { grep 'Ports:' "$1" | sed 's/\tIgnored State.*//' | sort -V; }
+
+# bench_disc LABEL WANT TIMEOUT CMD...: N_DISC timed runs of CMD (grepable
+# output on stdout) in the scanner namespace; a run is exact when the hosts
+# it says are up are WANT (and, when REF_PORTS names a file, its Ports
+# lines equal that file's). Medians in MEDIAN[LABEL], exact runs in
+# EXACT[LABEL]; run i's output in $WORK/d-LABEL-i.txt.
+bench_disc() {
+    local label=$1 want=$2 tmo=$3
+    shift 3
+    local i out t0 t1 rc exact=0 times=() got verdict shown
+    shown="$*"
+    shown=${shown//$RAWSCAN/rawscan}
+    printf '  %-26s %s\n' "$label" "$shown"
+    for i in $(seq "$N_DISC"); do
+        out="$WORK/d-${label//[^A-Za-z0-9]/_}-$i.txt"
+        rc=0
+        t0=$(date +%s.%N)
+        ip netns exec "$S" timeout -k 5 "$tmo" "$@" >"$out" 2>"$out.err" || rc=$?
+        t1=$(date +%s.%N)
+        if [ "$rc" != 0 ]; then
+            times+=("$tmo")
+            printf '    run %d: FAILED or TIMEOUT (exit %s): %s\n' "$i" "$rc" "$(tail -2 "$out.err" | tr '\n' ' ')"
+            continue
+        fi
+        times+=("$(awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')")
+        got=$(up_of "$out")
+        verdict="exact"
+        [ "$got" = "$want" ] || verdict="WRONG: up = $got"
+        if [ -n "${REF_PORTS:-}" ] && [ "$verdict" = exact ] &&
+            ! diff <(ports_of "$REF_PORTS") <(ports_of "$out") >/dev/null; then
+            verdict="WRONG: port states differ from $(basename "$REF_PORTS")"
+        fi
+        [ "$verdict" = exact ] && exact=$((exact + 1))
+        printf '    run %d: %8.3fs  %s\n' "$i" "${times[-1]}" "$verdict"
+    done
+    EXACT[$label]="$exact/$N_DISC"
+    MEDIAN[$label]=$(printf '%s\n' "${times[@]}" | median)
+    printf '  %-26s median %8.3fs over %d runs; exact in %s runs\n' "$label" "${MEDIAN[$label]}" \
+        "${#times[@]}" "${EXACT[$label]}"
+}
+
+scenario_discovery() {
+    lab_up
+    setup_discovery
+    local n_live n_ip want want_ip live_arr
+    n_live=$(echo "$DISC_LIVE" | wc -w)
+    n_ip=$(echo "$DISC_LIVE_IP" | wc -w)
+    echo "== discovery: $DISC_SWEEP (scanner $SCANNER_IP excluded), $n_live live hosts on-link ($n_ip by IP-level probes: one answers only ARP); N_DISC=$N_DISC runs each"
+    echo "   running at the same time: $(uptime | sed 's/.*load/load/')"
+    want=$(echo "$DISC_LIVE" | tr ' ' '\n' | sort -V | tr '\n' ' ' | sed 's/ $//')
+    want_ip=$(echo "$DISC_LIVE_IP" | tr ' ' '\n' | sort -V | tr '\n' ' ' | sed 's/ $//')
+    local sn=(-sn -n -oG - --exclude "$SCANNER_IP" "$DISC_SWEEP")
+    REF_PORTS=""
+    bench_disc rawscan-sn "$want" 120 "$RAWSCAN" "${sn[@]}"
+    bench_disc nmap-sn "$want" 120 nmap "${sn[@]}"
+    bench_disc rawscan-sn-noarp "$want_ip" 120 "$RAWSCAN" --disable-arp-ping "${sn[@]}"
+    bench_disc nmap-sn-noarp "$want_ip" 300 nmap --disable-arp-ping "${sn[@]}"
+    # The default scan (discovery, then the top 1000 TCP ports of the live
+    # hosts) against -Pn given only the live hosts; the default scan's port
+    # states must equal the -Pn run's.
+    read -r -a live_arr <<<"$DISC_LIVE"
+    bench_disc rawscan-Pn-live "$want" 300 "$RAWSCAN" -Pn -n -oG - "${live_arr[@]}"
+    REF_PORTS="$WORK/d-rawscan_Pn_live-1.txt"
+    bench_disc rawscan-default "$want" 300 "$RAWSCAN" -n -oG - --exclude "$SCANNER_IP" "$DISC_SWEEP"
+    REF_PORTS=""
+    goal "-sn /24 on-link (ARP): rawscan <= 1.0x nmap -sn, exact" rawscan-sn le 1.0 nmap-sn rawscan-sn
+    goal "-sn /24 --disable-arp-ping: rawscan <= 1.0x nmap, exact" rawscan-sn-noarp le 1.0 nmap-sn-noarp rawscan-sn-noarp
+    goal "default top-1000 scan of the /24 <= 1.2x -Pn on the live hosts" rawscan-default le 1.2 rawscan-Pn-live rawscan-default
+    lab_down
+}
+
 main() {
     [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
     local tool sc udp=0 expanded="" g
@@ -1595,7 +1705,8 @@ main() {
             done
             ;;
         control-default | control-tbf | control-loss | control-connect | control-ceiling) ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 udp-sources sweep sv udp-real control $CONTROL_SCENARIOS)" ;;
+        discovery) ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 udp-sources sweep sv udp-real discovery control $CONTROL_SCENARIOS)" ;;
         esac
         case $sc in
         control-tbf) command -v tc >/dev/null || die "tc is not installed (iproute2)" ;;
@@ -1637,11 +1748,12 @@ main() {
         control-ceiling) scenario_control_ceiling ;;
         udp-real) scenario_udp_real ;;
         udp-sources) scenario_udp_sources ;;
+        discovery) scenario_discovery ;;
         esac
     done
     if [ "${#GOALS[@]}" -gt 0 ]; then
         echo
-        echo "== Goals (issue 7), medians of $N_CONTROL runs"
+        echo "== Goals (medians of N_CONTROL / N_DISC runs)"
         for g in "${GOALS[@]}"; do
             echo "  $g"
         done
