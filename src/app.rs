@@ -797,7 +797,14 @@ fn scan(
         backend.join();
         engine::Summary::default()
     } else {
-        engine::run(plan, cfg.settings(), backend, &mut collector, &interrupts)
+        let mut settings = cfg.settings();
+        if let Some((f, _)) = &found {
+            settings.known_rtts =
+                f.up.iter()
+                    .filter_map(|(ip, h)| h.latency.map(|l| (*ip, l)))
+                    .collect();
+        }
+        engine::run(plan, settings, backend, &mut collector, &interrupts)
     };
     if let Some((f, s)) = &found {
         summary.absorb(s);

@@ -266,6 +266,7 @@ impl Config {
             max_inflight: usize::MAX,
             sources: Sources::new(&self.sources),
             group_timing: false,
+            known_rtts: Vec::new(),
         }
     }
 }

@@ -273,6 +273,58 @@ mod tests {
     }
 
     #[test]
+    fn a_host_is_down_once_every_probe_is_decided_without_proof() {
+        let key = |ip: &str, proto, port| ProbeKey {
+            ip: ip.parse().unwrap(),
+            port,
+            proto,
+        };
+        let res = |k, state, reason| PortResult {
+            key: k,
+            state,
+            reason,
+            ttl: Some(64),
+        };
+        let mut seen = 0;
+        let mut progress = |_: &Progress| seen += 1;
+        let mut t = Tally {
+            per_host: 2,
+            pending: HashMap::new(),
+            found: Found::default(),
+            keep_down: true,
+            progress: &mut progress,
+        };
+        let a = "198.18.0.2";
+        let b = "198.18.0.3";
+        t.result(&res(
+            key(b, Proto::Icmp, 8),
+            PortState::Filtered,
+            Reason::NoResponse,
+        ));
+        assert_eq!(t.found.down_count, 0, "one probe of two decided");
+        t.result(&res(
+            key(a, Proto::Icmp, 8),
+            PortState::Filtered,
+            Reason::HostUnreach,
+        ));
+        t.result(&res(
+            key(a, Proto::TcpAck, 80),
+            PortState::Unfiltered,
+            Reason::Reset,
+        ));
+        t.result(&res(
+            key(b, Proto::TcpAck, 80),
+            PortState::Filtered,
+            Reason::NoResponse,
+        ));
+        assert_eq!(t.found.down_count, 1);
+        assert_eq!(t.found.down, vec![b.parse::<IpAddr>().unwrap()]);
+        let up = t.found.up[&a.parse::<IpAddr>().unwrap()];
+        assert_eq!((up.reason, up.ttl), (Some(Reason::Reset), Some(64)));
+        assert!(t.pending.is_empty(), "nothing is kept for decided hosts");
+    }
+
+    #[test]
     fn only_answers_from_the_host_prove_it_up() {
         let r = |state, reason| PortResult {
             key: ProbeKey {

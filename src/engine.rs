@@ -387,6 +387,7 @@ mod tests {
             max_inflight: usize::MAX,
             sources: Default::default(),
             group_timing: false,
+            known_rtts: Vec::new(),
         }
     }
 

@@ -76,6 +76,9 @@ pub struct Settings {
     /// a sweep never answer, and nmap times them by the group's round
     /// trips too).
     pub group_timing: bool,
+    /// Round trips already measured per host (host discovery's, handed to
+    /// the port scan that follows it, as nmap does).
+    pub known_rtts: Vec<(IpAddr, Duration)>,
 }
 
 /// One transmission for a driver to make.
@@ -159,7 +162,13 @@ impl Scan {
             carry: plan.carry.iter().copied().collect(),
             retries: VecDeque::new(),
             table: Table::new(),
-            hosts: Hosts::new(settings.timing).group_timing(settings.group_timing),
+            hosts: {
+                let mut h = Hosts::new(settings.timing).group_timing(settings.group_timing);
+                for (ip, rtt) in &settings.known_rtts {
+                    h.answered(*ip, Some(*rtt), None);
+                }
+                h
+            },
             pacer: Pacer::with_sources(settings.defeat_icmp_ratelimit, settings.sources.clone()),
             ctl,
             results: VecDeque::new(),

@@ -285,6 +285,7 @@ pub fn settings() -> Settings {
         max_inflight: 1 << 20,
         sources: Default::default(),
         group_timing: false,
+        known_rtts: Vec::new(),
     }
 }
 
