@@ -285,6 +285,10 @@ pub fn reported_hosts<'a>(report: &'a Report, summary: &Summary, view: &View) ->
     report
         .hosts()
         .filter(|h| {
+            if h.total() == 0 {
+                // Host discovery only: live hosts, and down ones under -v.
+                return summary.up.contains_key(&h.ip) || view.verbose > 0;
+            }
             if view.open_only {
                 return h.any_state(shown_with_open);
             }

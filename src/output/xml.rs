@@ -520,6 +520,51 @@ pub(crate) mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    #[test]
+    fn discovery_only_hosts_carry_their_proof_and_no_ports() {
+        let mut report = Report::new(Vec::new());
+        let up: IpAddr = "198.18.0.5".parse().unwrap();
+        let down: IpAddr = "198.18.0.6".parse().unwrap();
+        report.add_host(up);
+        report.add_host(down);
+        let mut summary = Summary::default();
+        summary.up.insert(
+            up,
+            HostInfo {
+                latency: Some(Duration::from_micros(210)),
+                reason: Some(Reason::ArpResponse),
+                ttl: None,
+            },
+        );
+        let mut i = info();
+        i.tcp_type = None;
+        i.udp = false;
+        i.hosts_total = 256;
+        let view = View {
+            verbose: 1,
+            ..View::default()
+        };
+        let mut out = Vec::new();
+        write(&mut out, &i, &report, &summary, &view).unwrap();
+        let doc = String::from_utf8(out).unwrap();
+        let h = host_block(&doc, "198.18.0.5");
+        assert!(
+            h.contains("<status state=\"up\" reason=\"arp-response\" reason_ttl=\"0\"/>"),
+            "{h}"
+        );
+        assert!(!h.contains("<ports"), "{h}");
+        let d = host_block(&doc, "198.18.0.6");
+        assert!(
+            d.contains("<status state=\"down\" reason=\"no-response\""),
+            "{d}"
+        );
+        assert!(
+            doc.contains("<hosts up=\"1\" down=\"255\" total=\"256\"/>"),
+            "{doc}"
+        );
+        assert!(!doc.contains("<scaninfo"), "{doc}");
+    }
+
     fn host_block<'a>(doc: &'a str, ip: &str) -> &'a str {
         let at = doc
             .find(&format!("<address addr=\"{ip}\""))
