@@ -1604,8 +1604,10 @@ EOF
 
 # up_of FILE: the hosts a grepable report says are up, sorted, one line.
 up_of() { awk -F'[ \t]+' '/Status: Up/ {print $2}' "$1" | sort -V | tr '\n' ' ' | sed 's/ $//'; }
-# ports_of FILE: the grepable Ports lines, sorted (host and port states).
-ports_of() { grep 'Ports:' "$1" | sed 's/\tIgnored State.*//' | sort -V; }
+# ports_of FILE: the grepable Ports lines that list a port, sorted (host
+# and port states; -Pn does not list a host that answered nothing, such as
+# the ARP-only one, which discovery finds up with every port filtered).
+ports_of() { grep 'Ports: [0-9]' "$1" | sed 's/\tIgnored State.*//' | sort -V; }
 
 # bench_disc LABEL WANT TIMEOUT CMD...: N_DISC timed runs of CMD (grepable
 # output on stdout) in the scanner namespace; a run is exact when the hosts
@@ -1667,7 +1669,8 @@ scenario_discovery() {
     # hosts) against -Pn given only the live hosts; the default scan's port
     # states must equal the -Pn run's.
     read -r -a live_arr <<<"$DISC_LIVE"
-    bench_disc rawscan-Pn-live "$want" 300 "$RAWSCAN" -Pn -n -oG - "${live_arr[@]}"
+    # (-Pn: the ARP-only host answers no port probe, so it is reported down.)
+    bench_disc rawscan-Pn-live "$want_ip" 300 "$RAWSCAN" -Pn -n -oG - "${live_arr[@]}"
     REF_PORTS="$WORK/d-rawscan_Pn_live-1.txt"
     bench_disc rawscan-default "$want" 300 "$RAWSCAN" -n -oG - --exclude "$SCANNER_IP" "$DISC_SWEEP"
     REF_PORTS=""
