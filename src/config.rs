@@ -737,6 +737,35 @@ mod tests {
     }
 
     #[test]
+    fn discovery_flags_become_a_discovery() {
+        let d = cfg(&["rawscan", "198.18.0.2"]).unwrap().discovery;
+        assert_eq!(d, Some(Discovery::default()), "discovery runs by default");
+        assert_eq!(
+            cfg(&["rawscan", "-Pn", "198.18.0.2"]).unwrap().discovery,
+            None
+        );
+        let d = cfg(&[
+            "rawscan",
+            "-sn",
+            "-PE",
+            "-PS22,443",
+            "-PA",
+            "-PU53",
+            "--disable-arp-ping",
+            "198.18.0.2",
+        ])
+        .unwrap()
+        .discovery
+        .unwrap();
+        assert!(d.only && d.echo && !d.timestamp && d.disable_arp && !d.arp);
+        assert_eq!((d.syn, d.ack, d.udp), (vec![22, 443], vec![80], vec![53]));
+        let e = |v: &[&str]| cfg(v).unwrap_err().0;
+        assert!(e(&["rawscan", "-sn", "-Pn", "198.18.0.2"]).contains("-sn and -Pn"));
+        assert!(e(&["rawscan", "-PSx", "198.18.0.2"]).contains("-PS"));
+        assert!(e(&["rawscan", "-PA0", "198.18.0.2"]).contains("port 0"));
+    }
+
+    #[test]
     fn seeds_repeat_and_flags_apply() {
         let c = cfg(&[
             "rawscan",
