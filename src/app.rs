@@ -812,6 +812,7 @@ fn scan(
             let e = summary.up.entry(*ip).or_default();
             e.reason = info.reason;
             e.ttl = info.ttl;
+            e.mac = info.mac;
             e.latency = e.latency.or(info.latency);
         }
         for ip in f.up.keys().chain(&f.down) {

@@ -166,6 +166,7 @@ impl Sink for Tally<'_> {
                     latency: None,
                     reason: Some(r.reason),
                     ttl: r.ttl,
+                    mac: None,
                 },
             );
         }
@@ -232,6 +233,7 @@ pub fn run(
         if let Some(h) = summary.up.get(ip) {
             info.latency = h.latency;
         }
+        info.mac = backend.neighbour(ip);
     }
     found.down.sort_unstable();
     Ok((found, summary))

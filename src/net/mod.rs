@@ -15,13 +15,16 @@ pub mod route;
 pub mod udp;
 pub mod worker;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::validate::Reply;
+use crate::wire::ethernet::EthernetAddress;
 
 pub use crate::scan::Probe;
 
@@ -47,6 +50,10 @@ impl Counters {
     }
 }
 
+/// Hardware addresses learnt from ARP replies and Neighbour
+/// Advertisements that proved a host.
+pub type Neighbours = Arc<Mutex<HashMap<IpAddr, EthernetAddress>>>;
+
 /// A running backend.
 pub struct Backend {
     /// Probes travel in batches to amortize thread wake-ups.
@@ -56,6 +63,9 @@ pub struct Backend {
     /// Most probes the backend can have in flight (connect: file
     /// descriptors); None when only memory limits it.
     pub max_inflight: Option<usize>,
+    /// Link-layer addresses of the hosts that answered ARP or Neighbour
+    /// Discovery (raw backend; one entry per live neighbour).
+    pub neighbours: Neighbours,
     /// Dropping this tells the backend's threads to stop.
     stop: Sender<()>,
     threads: Vec<JoinHandle<()>>,
@@ -77,9 +87,18 @@ impl Backend {
             replies,
             counters,
             max_inflight,
+            neighbours: Neighbours::default(),
             stop,
             threads,
         }
+    }
+
+    /// The hardware address `ip` answered ARP or NDP from, if it did.
+    pub fn neighbour(&self, ip: &IpAddr) -> Option<EthernetAddress> {
+        self.neighbours
+            .lock()
+            .map(|m| m.get(ip).copied())
+            .unwrap_or_else(|e| e.into_inner().get(ip).copied())
     }
 
     /// Stop the threads and wait for them.

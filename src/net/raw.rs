@@ -48,7 +48,7 @@ use pnet_packet::ip::IpNextHeaderProtocols;
 
 use super::route::Link;
 use super::{Backend, Counters, OpenError, PROBE_BATCH, PROBE_QUEUE, Probe, REPLY_QUEUE};
-use crate::probe::{Cookies, Proto};
+use crate::probe::{Cookies, Proto, Reason};
 use crate::probes::{self, Drop, Reply};
 use crate::wire::Frame;
 use crate::wire::ethernet::{EthernetAddress, ethertype};
@@ -348,11 +348,14 @@ pub fn start(
         })
         .map_err(|e| OpenError::Other(e.into()))?;
     let c = counters.clone();
+    let neighbours = super::Neighbours::default();
+    let n = neighbours.clone();
     let receiver = thread::Builder::new()
         .name("rawscan-recv".into())
-        .spawn(move || recv_loop(rx, reply_tx, stop_rx, cookies, &c, &sources))
+        .spawn(move || recv_loop(rx, reply_tx, stop_rx, cookies, &c, &sources, &n))
         .map_err(|e| OpenError::Other(e.into()))?;
     Ok(Backend {
+        neighbours,
         probes: probe_tx,
         replies: reply_rx,
         counters,
@@ -622,8 +625,13 @@ fn recv_loop(
     cookies: Cookies,
     c: &Counters,
     sources: &Sources,
+    neighbours: &super::Neighbours,
 ) {
     let mut buf = vec![0u8; 65_536];
+    let learn = |ip: IpAddr, mac: EthernetAddress| {
+        let mut m = neighbours.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert(ip, mac);
+    };
     let mut fds: Vec<libc::pollfd> = rx
         .iter()
         .map(|r| libc::pollfd {
@@ -691,7 +699,8 @@ fn recv_loop(
                             Ok(Frame {
                                 payload: FramePayload::Arp(a),
                                 ..
-                            }) => probes::arp::validate_arp(&a, *mac, &sources),
+                            }) => probes::arp::validate_arp(&a, *mac, &sources)
+                                .inspect(|r| learn(r.key.ip, a.source_hardware_addr)),
                             Ok(_) => Err(Drop::NotAReply),
                             Err(_) => {
                                 Counters::inc(&c.malformed);
@@ -711,7 +720,28 @@ fn recv_loop(
                         Counters::inc(&c.malformed);
                         continue;
                     }
-                    Ok(pkt) => probes::validate(&pkt, &cookies, &sources),
+                    Ok(pkt) => {
+                        let r = probes::validate(&pkt, &cookies, &sources);
+                        if let (
+                            Ok(Reply {
+                                reason: Reason::NdResponse,
+                                key,
+                                ..
+                            }),
+                            wire::Packet::Icmp(wire::IcmpInfo {
+                                message:
+                                    wire::IcmpMessage::V6(wire::icmpv6::Repr::NeighborAdvert {
+                                        target_lladdr: Some(mac),
+                                        ..
+                                    }),
+                                ..
+                            }),
+                        ) = (&r, &pkt)
+                        {
+                            learn(key.ip, *mac);
+                        }
+                        r
+                    }
                 };
                 match reply {
                     Ok(r) => batch.push(r),

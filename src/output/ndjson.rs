@@ -95,6 +95,8 @@ struct HostLine {
     reason: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason_ttl: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
     latency: Option<f64>,
     ports: u64,
     groups: Vec<GroupCount>,
@@ -264,6 +266,7 @@ impl<W: Write> Ndjson<W> {
                     None => None,
                 },
                 reason_ttl: up.and_then(|h| h.reason.and(h.ttl)),
+                mac: up.and_then(|h| h.mac).map(super::xml::mac_text),
                 latency: up.and_then(|h| h.latency).map(|l| l.as_secs_f64()),
                 ports: host.map_or(0, |h| h.total() as u64),
                 groups: host.map_or_else(Vec::new, |h| {

@@ -93,6 +93,9 @@ pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View)
                     Some(l) => writeln!(w, "Host is up{why} ({} latency).", latency(l))?,
                     None => writeln!(w, "Host is up{why}.")?,
                 }
+                if let Some(mac) = h.mac {
+                    writeln!(w, "MAC Address: {} (Unknown)", super::xml::mac_text(mac))?;
+                }
             } else {
                 writeln!(w, "rawscan scan report for {ip} [host down]")?;
             }
@@ -188,6 +191,9 @@ pub fn hosts(w: &mut dyn Write, report: &Report, summary: &Summary, view: &View)
             if with_version && let Some(info) = service_info(rows.iter().filter_map(found)) {
                 writeln!(w, "{info}")?;
             }
+        }
+        if let Some(mac) = summary.up.get(ip).and_then(|h| h.mac) {
+            writeln!(w, "MAC Address: {} (Unknown)", super::xml::mac_text(mac))?;
         }
         writeln!(w)?;
     }

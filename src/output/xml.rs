@@ -79,6 +79,14 @@ fn end_time(info: &ScanInfo, summary: &Summary) -> SystemTime {
         .unwrap_or(info.start)
 }
 
+/// A MAC address as nmap writes it: `2E:B5:44:4D:34:C1`.
+pub fn mac_text(m: crate::wire::ethernet::EthernetAddress) -> String {
+    m.0.iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// The `<status>` of a host: "up" with the reason of its first answered
 /// port (in port order), or "down" when it sent nothing.
 fn status(host: &Host<'_>, summary: &Summary) -> (&'static str, String, u8) {
@@ -290,6 +298,9 @@ pub fn write(
         )?;
         let addrtype = if ip.is_ipv4() { "ipv4" } else { "ipv6" };
         writeln!(w, "<address addr=\"{ip}\" addrtype=\"{addrtype}\"/>")?;
+        if let Some(mac) = summary.up.get(ip).and_then(|h| h.mac) {
+            writeln!(w, "<address addr=\"{}\" addrtype=\"mac\"/>", mac_text(mac))?;
+        }
         writeln!(w, "<hostnames/>")?;
         if host.total() > 0 {
             write_ports(w, &host, view, &report.services)?;
@@ -534,6 +545,9 @@ pub(crate) mod tests {
                 latency: Some(Duration::from_micros(210)),
                 reason: Some(Reason::ArpResponse),
                 ttl: None,
+                mac: Some(crate::wire::ethernet::EthernetAddress([
+                    0x2e, 0xb5, 0, 0, 0, 0xc1,
+                ])),
             },
         );
         let mut i = info();
@@ -553,6 +567,10 @@ pub(crate) mod tests {
             "{h}"
         );
         assert!(!h.contains("<ports"), "{h}");
+        assert!(
+            h.contains("<address addr=\"2E:B5:00:00:00:C1\" addrtype=\"mac\"/>"),
+            "{h}"
+        );
         let d = host_block(&doc, "198.18.0.6");
         assert!(
             d.contains("<status state=\"down\" reason=\"no-response\""),

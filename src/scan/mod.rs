@@ -105,6 +105,8 @@ pub struct HostInfo {
     pub reason: Option<Reason>,
     /// The TTL or hop limit of that proof, if it had one.
     pub ttl: Option<u8>,
+    /// The hardware address it answered ARP or Neighbour Discovery from.
+    pub mac: Option<crate::wire::ethernet::EthernetAddress>,
 }
 
 /// Live numbers for progress displays and summaries.
