@@ -853,7 +853,10 @@ fn scan(
 
     // Interrupted: the resume file comes first, so that no failing output
     // can keep it from being written.
-    let resume_line = if summary.interrupted {
+    let resume_line = if summary.interrupted && ping_only {
+        drop(resume_writer);
+        Some("rawscan: interrupted during host discovery (-sn: nothing to resume)".to_string())
+    } else if summary.interrupted {
         // After discovery, the scan that was interrupted is the live
         // hosts' (-Pn): that is what a resume must redo.
         let saved_args = match (&found, live_plan.is_some()) {
