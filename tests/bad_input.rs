@@ -210,7 +210,12 @@ fn cases() -> Vec<Case> {
         case("three octets", &["1.2.3"], USAGE, "'1.2.3'"),
         case("bad ipv6", &["::g"], USAGE, "'::g'"),
         case("::/0", &["-sT", "::/0"], USAGE, "--allow-large-target-set"),
-        case("::/0 raw", &["-sS", "::/0"], USAGE, "--allow-large-target-set"),
+        case(
+            "::/0 raw",
+            &["-sS", "::/0"],
+            USAGE,
+            "--allow-large-target-set",
+        ),
         case(
             "an IPv6 /64",
             &["-sS", "2001:db8::/64"],

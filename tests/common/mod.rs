@@ -1657,6 +1657,15 @@ pub fn udp_port_map(stdout: &[u8], scanned: &[u16]) -> BTreeMap<u16, PortResult>
 /// port → state and reason.  Errors on malformed JSON or a port reported
 /// twice.
 pub fn parse_ndjson_ports(text: &str, proto: &str) -> Result<BTreeMap<u16, PortResult>, String> {
+    parse_ndjson_ports_for(text, TARGET_IP, proto)
+}
+
+/// [`parse_ndjson_ports`] for the host `ip` (e.g. [`TARGET_IP6`]).
+pub fn parse_ndjson_ports_for(
+    text: &str,
+    ip: &str,
+    proto: &str,
+) -> Result<BTreeMap<u16, PortResult>, String> {
     let mut map = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -1664,7 +1673,7 @@ pub fn parse_ndjson_ports(text: &str, proto: &str) -> Result<BTreeMap<u16, PortR
         }
         let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| format!("line {}: {e}: {line:?}", i + 1))?;
-        if v["type"] != "port" || v["proto"] != proto || v["ip"] != TARGET_IP {
+        if v["type"] != "port" || v["proto"] != proto || v["ip"] != ip {
             continue;
         }
         let port = v["port"]
