@@ -61,6 +61,15 @@
 #                hosts (goals: -sn exact and no slower than nmap; the default
 #                scan at most 1.2x the -Pn one). N_DISC runs each (medians).
 #                Not in the default list.
+#   ipv6         the tcp scenario's target over IPv6 (2001:db8::2 on the same
+#                veth, nodad, no router advertisements or default route):
+#                -sS -p-, rawscan default and -T4 vs nmap -6 -T4 (N_CONTROL
+#                runs, medians; goal: rawscan -T4 >= 3x faster, exact); then
+#                the udp-top100 target over IPv6 (services also bound to
+#                2001:db8::2) at the kernel's default ICMPv6 limit
+#                (net.ipv6.icmp.ratelimit=1000): rawscan -sU --top-ports 100
+#                vs nmap -6 -sU (N_UDP runs; goal: exact and faster).  Not
+#                in the default list.
 #   udp-real     -sU of 13 ports of real UDP daemons (issue 13): echo, dnsmasq,
 #                tftpd-hpa, rpcbind, chronyd, snmpd, xl2tpd, freeradius (auth and
 #                accounting), coturn, memcached, plus 2 closed ports; DEFAULT
@@ -123,6 +132,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 SCANNER_IP=198.18.0.1
 TARGET_IP=198.18.0.2
+# Scenario ipv6: the same veth ends also get these (see lab_v6).
+SCANNER_IP6=2001:db8::1
+TARGET_IP6=2001:db8::2
+IPV6=0
 ID="rs-$$-b"
 S="$ID-s"   # scanner namespace, and its veth end
 T="$ID-t"   # target namespace, and its veth end
@@ -218,6 +231,31 @@ table inet $NFT_TABLE {
 EOF
 }
 
+# Scenario ipv6: IPv6 on the lab's veth ends (after lab_up), as
+# tests/common lab_v6: no router solicitations/advertisements, no DAD, no
+# default route; the target's ICMPv6 limit off until the scenario sets it.
+lab_v6() {
+    local ns addr key dev
+    for ns in "$S" "$T"; do
+        ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 \
+            net.ipv6.conf."$ns".disable_ipv6=0
+        for key in accept_ra router_solicitations accept_dad autoconf; do
+            for dev in all default "$ns"; do
+                ip netns exec "$ns" sysctl -q -w net.ipv6.conf."$dev"."$key"=0
+            done
+        done
+    done
+    ip -n "$S" addr add "$SCANNER_IP6/64" dev "$S" nodad
+    ip -n "$T" addr add "$TARGET_IP6/64" dev "$T" nodad
+    for ns in "$S" "$T"; do
+        if [ -n "$(ip -n "$ns" -6 route show default)" ]; then
+            die "namespace $ns has an IPv6 default route"
+        fi
+    done
+    ip netns exec "$T" sysctl -q -w net.ipv6.icmp.ratelimit=0
+    IPV6=1
+}
+
 mac_of() { # ns ifname
     ip -n "$1" -o link show "$2" | awk '{for (i = 1; i < NF; i++) if ($i == "link/ether") print $(i + 1)}'
 }
@@ -227,17 +265,20 @@ mac_of() { # ns ifname
 tcp_listen() { # ports...
     local ready="$WORK/listener.ready"
     rm -f "$ready"
-    ip netns exec "$T" python3 - "$ready" "$@" <<'EOF' &
+    local v6=""
+    [ "$IPV6" = 1 ] && v6=$TARGET_IP6
+    ip netns exec "$T" python3 - "$ready" "$v6" "$@" <<'EOF' &
 import select, socket, sys
-ready, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+ready, v6, ports = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3:]]
 socks = []
 for p in ports:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", p))
-    s.listen(1024)
-    s.setblocking(False)
-    socks.append(s)
+    for fam, addr in [(socket.AF_INET, "0.0.0.0")] + ([(socket.AF_INET6, v6)] if v6 else []):
+        s = socket.socket(fam)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, p))
+        s.listen(1024)
+        s.setblocking(False)
+        socks.append(s)
 open(ready, "w").close()
 while True:
     for s in select.select(socks, [], [])[0]:
@@ -288,34 +329,52 @@ wait_udp_bound() { # port
 udp_services() {
     local d="$WORK/daemons" p
     mkdir -p "$d"
+    # With IPV6=1 (scenario ipv6) every service also listens on TARGET_IP6.
+    local v6="" dns6=() chrony4=(-4) chrony6=() snmp6="" snmpcomm6=()
+    if [ "$IPV6" = 1 ]; then
+        v6=$TARGET_IP6
+        dns6=(--listen-address="$TARGET_IP6")
+        chrony4=()
+        chrony6=("bindaddress $TARGET_IP6")
+        snmp6=",udp6:[$TARGET_IP6]:161"
+        snmpcomm6=("rocommunity6 public")
+    fi
     in_target_bg "$d/echo.log" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 7))
+import select, socket, sys
+socks = []
+for fam, addr in [(socket.AF_INET, "0.0.0.0")] + ([(socket.AF_INET6, sys.argv[1])] if sys.argv[1] else []):
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((addr, 7))
+    socks.append(s)
 while True:
-    data, peer = s.recvfrom(65535)
-    s.sendto(data, peer)'
+    for s in select.select(socks, [], [])[0]:
+        data, peer = s.recvfrom(65535)
+        s.sendto(data, peer)' "$v6"
     # dnsmasq: no upstream; answers version.bind CH TXT itself.
     in_target_bg "$d/dnsmasq.log" dnsmasq --no-daemon --log-facility=- \
         --conf-file=/dev/null --no-resolv --no-hosts --port=53 \
-        --listen-address="$TARGET_IP" --bind-interfaces \
+        --listen-address="$TARGET_IP" "${dns6[@]}" --bind-interfaces \
         --pid-file="$d/dnsmasq.pid" --user=root --group=root
     # chronyd: NTP server with no sources, no clock control, no command port.
-    printf '%s\n' "port 123" "bindaddress $TARGET_IP" "allow all" "cmdport 0" \
+    printf '%s\n' "port 123" "bindaddress $TARGET_IP" "${chrony6[@]}" "allow all" "cmdport 0" \
         "bindcmdaddress /" "pidfile $d/chronyd.pid" "driftfile $d/chrony.drift" \
         >"$d/chrony.conf"
-    in_target_bg "$d/chronyd.log" chronyd -4 -d -x -u root -f "$d/chrony.conf"
+    in_target_bg "$d/chronyd.log" chronyd "${chrony4[@]}" -d -x -u root -f "$d/chrony.conf"
     # snmpd: community public, no SMUX (199/tcp), state under $d.
-    echo "rocommunity public" >"$d/snmpd.conf"
+    printf '%s\n' "rocommunity public" "${snmpcomm6[@]}" >"$d/snmpd.conf"
     in_target_bg "$d/snmpd.log" env SNMP_PERSISTENT_DIR="$d/snmp" SNMPCONFPATH="$d" \
         MIBDIRS="$d/no-mibs" MIBS= snmpd -f -Lo -C -c "$d/snmpd.conf" \
-        -p "$d/snmpd.pid" -I -smux "udp:$TARGET_IP:161"
+        -p "$d/snmpd.pid" -I -smux "udp:$TARGET_IP:161$snmp6"
     for p in "${UDP_OPEN[@]}"; do
         wait_udp_bound "$p"
     done
     # Each service answers a real request, matched on its ID.
     ip netns exec "$S" python3 "$WORK/udpcheck.py" "$TARGET_IP" "${UDP_OPEN[@]}" ||
         die "UDP services not answering (logs in $d)"
+    if [ -n "$v6" ]; then
+        ip netns exec "$S" python3 "$WORK/udpcheck.py" "$v6" "${UDP_OPEN[@]}" ||
+            die "UDP services not answering over IPv6 (logs in $d)"
+    fi
 }
 
 # The kernel's default ICMP limits in the target (a namespace's own values
@@ -561,7 +620,8 @@ for port in ports:
     while True:
         n += 1
         q, ok = probe(port, n)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET6 if ":" in target else socket.AF_INET,
+                          socket.SOCK_DGRAM)
         s.settimeout(0.3)
         try:
             s.connect((target, port))
@@ -811,6 +871,52 @@ scenario_udp_sources() {
             'BEGIN {printf "rawscan/nmap time (udp-sources): %.3fx (goal: at most 0.25x)\n", a / b}'
     fi
     RAWSCAN_UDP_ARGS=$saved
+    lab_down
+}
+
+# Scenario ipv6 (issue 9): -sS -p- over IPv6, rawscan default and -T4 vs
+# nmap -6 -T4 (N_CONTROL runs, medians, each run checked), then -sU
+# --top-ports 100 over IPv6 at the default ICMPv6 limit vs nmap -6 -sU
+# (N_UDP runs).  The targets are the tcp and udp-top100 scenarios', with the
+# admin-prohibited ports rejected with ICMPv6 1/1 as well.
+scenario_ipv6() {
+    local tool saved_ip=$TARGET_IP saved_nmap=$NMAP_UDP_ARGS
+    lab_up
+    lab_v6
+    setup_tcp
+    nft_target add rule inet "$NFT_TABLE" input meta nfproto ipv6 tcp dport "$TCP_ADMIN" \
+        reject with icmpv6 type admin-prohibited
+    echo "== ipv6: TCP -p- of $TARGET_IP6 (the tcp scenario's target over IPv6)"
+    echo "   running at the same time: $(uptime | sed 's/.*load/load/')"
+    bench_cmd ipv6-rawscan-default rawscan 300 "$RAWSCAN" -sS -p- -n -v "$TARGET_IP6"
+    bench_cmd ipv6-rawscan-T4 rawscan 300 "$RAWSCAN" -sS -T4 -p- -n -v "$TARGET_IP6"
+    bench_cmd ipv6-nmap-T4 nmap 300 nmap -6 -T4 -sS -p- -n -Pn -oG - "$TARGET_IP6"
+    goal "ipv6 -p-: nmap -6 -T4 / rawscan -T4 >= 3x, exact" ipv6-nmap-T4 ge 3 ipv6-rawscan-T4 ipv6-rawscan-T4
+    goal "ipv6 -p-: nmap -6 -T4 / rawscan default (no goal), exact" ipv6-nmap-T4 none 0 ipv6-rawscan-default ipv6-rawscan-default
+    lab_down
+    lab_up
+    lab_v6
+    setup_udp
+    nft_target add rule inet "$NFT_TABLE" input meta nfproto ipv6 udp dport "$UDP_ADMIN" \
+        reject with icmpv6 type admin-prohibited
+    ip netns exec "$T" sysctl -q -w net.ipv6.icmp.ratelimit="$ICMP_RATELIMIT"
+    UDP_PORTS="--top-ports 100"
+    UDP_TIMEOUT=1200
+    TARGET_IP=$TARGET_IP6
+    NMAP_UDP_ARGS="-6${NMAP_UDP_ARGS:+ $NMAP_UDP_ARGS}"
+    echo "== ipv6: UDP --top-ports 100 of $TARGET_IP6, default ICMPv6 limit" \
+        "(net.ipv6.icmp.ratelimit=$ICMP_RATELIMIT ms): open ${UDP_OPEN[*]}; dropped ${UDP_DROPPED[*]};" \
+        "admin-prohibited $UDP_ADMIN; rest closed"
+    for tool in $TOOLS; do
+        case $tool in
+        rawscan | nmap) bench_tool "$tool" udp ipv6-udp "$WORK/truth-udp.txt" "$N_UDP" ;;
+        *) echo "  $tool: no IPv6 UDP run (skipped)" ;;
+        esac
+    done
+    ratios ipv6-udp
+    TARGET_IP=$saved_ip
+    NMAP_UDP_ARGS=$saved_nmap
+    IPV6=0
     lab_down
 }
 
@@ -1695,6 +1801,10 @@ main() {
         case $sc in
         tcp) ;;
         udp-top100 | udp-1024 | udp-sources) udp=1 ;;
+        ipv6)
+            udp=1
+            case " $TOOLS " in *" rawscan "*) ;; *) die "ipv6 needs TOOLS to include rawscan" ;; esac
+            ;;
         sweep)
             for tool in parallel /usr/bin/time; do
                 command -v "$tool" >/dev/null || die "$tool is not installed (sweep: Debian parallel, time)"
@@ -1709,7 +1819,7 @@ main() {
             ;;
         control-default | control-tbf | control-loss | control-connect | control-ceiling) ;;
         discovery) ;;
-        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 udp-sources sweep sv udp-real discovery control $CONTROL_SCENARIOS)" ;;
+        *) die "unknown scenario $sc (tcp udp-top100 udp-1024 udp-sources ipv6 sweep sv udp-real discovery control $CONTROL_SCENARIOS)" ;;
         esac
         case $sc in
         control-tbf) command -v tc >/dev/null || die "tc is not installed (iproute2)" ;;
@@ -1752,6 +1862,7 @@ main() {
         udp-real) scenario_udp_real ;;
         udp-sources) scenario_udp_sources ;;
         discovery) scenario_discovery ;;
+        ipv6) scenario_ipv6 ;;
         esac
     done
     if [ "${#GOALS[@]}" -gt 0 ]; then

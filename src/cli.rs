@@ -156,6 +156,11 @@ pub struct Args {
     #[arg(short = 'n')]
     pub no_dns: bool,
 
+    /// Resolve hostnames to IPv6 (AAAA) addresses only, as nmap -6 does;
+    /// address and CIDR targets of either family are scanned as given
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
     #[command(flatten)]
     pub outputs: OutputArgs,
 
@@ -335,6 +340,7 @@ impl Args {
             (self.reason, "--reason"),
             (self.open, "--open"),
             (self.no_dns, "-n"),
+            (self.ipv6, "-6"),
             (self.no_ping, "--no-ping"),
             (self.ping_scan, "--ping-scan"),
             (self.ping_echo, "--ping-echo"),
@@ -577,6 +583,7 @@ mod tests {
             open: true,
             verbose: 3,
             no_dns: true,
+            ipv6: true,
             outputs: OutputArgs {
                 out_normal: Some("a=b".into()),
                 out_xml: Some("-".into()),

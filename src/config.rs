@@ -576,6 +576,16 @@ pub fn build(
         default_excludes: !args.no_default_excludes,
         allow_large: args.allow_large_target_set,
     };
+    // -6: a hostname stands for its IPv6 addresses only (nmap -6).
+    let resolve_v6 = |name: &str| -> Result<Vec<IpAddr>, String> {
+        let v6: Vec<IpAddr> = resolve(name)?.into_iter().filter(IpAddr::is_ipv6).collect();
+        if v6.is_empty() {
+            return Err("no IPv6 (AAAA) address (-6)".into());
+        }
+        Ok(v6)
+    };
+    let resolve: &dyn Fn(&str) -> Result<Vec<IpAddr>, String> =
+        if args.ipv6 { &resolve_v6 } else { resolve };
     let parsed = targets::parse_targets(tokens, excludes, resolve, opts)?;
     let note = parsed.guarded_note();
     let hosts = parsed.hosts;
@@ -926,6 +936,39 @@ mod tests {
         let m = e(&["rawscan", "-oJ", "R", "--resume-file", "R", "198.18.0.2"]);
         assert!(m.contains("--resume-file"), "{m}");
         assert!(cfg(&["rawscan", "-oA", "s", "-oX", "-", "198.18.0.2"]).is_ok());
+    }
+
+    /// `-6`: a hostname stands for its AAAA addresses (nmap -6); without
+    /// it IPv4 is preferred; a name without AAAA is a resolve error.
+    #[test]
+    fn dash_6_resolves_hostnames_to_ipv6() {
+        let fake = |name: &str| -> Result<Vec<IpAddr>, String> {
+            match name {
+                "dual.lab" => Ok(vec![
+                    "198.18.0.2".parse().unwrap(),
+                    "2001:db8::2".parse().unwrap(),
+                ]),
+                "v4only.lab" => Ok(vec!["198.18.0.3".parse().unwrap()]),
+                _ => Err("unknown".into()),
+            }
+        };
+        let run = |v: &[&str]| {
+            let args = Args::try_parse_from(crate::cli::nmap_compat(
+                v.iter().map(std::ffi::OsString::from),
+            ))
+            .unwrap();
+            build(&args, &fake)
+        };
+        let c = run(&["rawscan", "dual.lab"]).unwrap();
+        assert_eq!(c.hosts.get(0), Some("198.18.0.2".parse().unwrap()));
+        let c = run(&["rawscan", "-6", "dual.lab"]).unwrap();
+        assert_eq!(c.hosts.get(0), Some("2001:db8::2".parse().unwrap()));
+        assert_eq!(c.hosts.len(), 1);
+        let m = run(&["rawscan", "-6", "v4only.lab"]).unwrap_err().0;
+        assert!(m.contains("v4only.lab") && m.contains("IPv6"), "{m}");
+        // Literal addresses and blocks are taken as given.
+        let c = run(&["rawscan", "-6", "2001:db8::/126", "198.18.0.9"]).unwrap();
+        assert_eq!(c.hosts.len(), 5);
     }
 
     #[test]

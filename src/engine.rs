@@ -83,6 +83,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub const MAX_OUTSTANDING: usize = 1 << 20;
 /// Shortest sleep between sending turns: each turn sends a batch.
 const TICK: Duration = Duration::from_millis(1);
+/// How soon a turn that left the probe queue full looks again.
+const QUEUE_POLL: Duration = Duration::from_micros(100);
 /// Longest sleep when nothing is due.
 const IDLE: Duration = Duration::from_millis(50);
 
@@ -135,6 +137,8 @@ pub fn run_on(
     let mut last_send: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
     let mut batch = Vec::with_capacity(PROBE_BATCH);
+    // The last sending turn stopped on a full queue with probes to spare.
+    let mut queue_bound = false;
 
     loop {
         let now = Instant::now();
@@ -160,8 +164,9 @@ pub fn run_on(
 
         // 2. Send what the scan allows, a batch at a time, while the
         //    backend's queue has room.
-        if last_send.is_none_or(|t| now >= t + TICK) {
+        if last_send.is_none_or(|t| now >= t + TICK) || (queue_bound && !backend.probes.is_full()) {
             last_send = Some(now);
+            queue_bound = false;
             while !backend.probes.is_full() {
                 while batch.len() < PROBE_BATCH {
                     match scan.poll_probe(now) {
@@ -184,6 +189,10 @@ pub fn run_on(
                 if !full {
                     break;
                 }
+                // The scan had more to send than the queue took: the
+                // sender, not the scan, is the limit, so the next turn
+                // comes as soon as the queue has room, not a TICK later.
+                queue_bound = backend.probes.is_full();
             }
         }
 
@@ -202,6 +211,10 @@ pub fn run_on(
         if let Some(w) = scan.next_wakeup() {
             let turn = last_send.map_or(now, |t| t + TICK);
             wake = wake.min(w.max(turn));
+        }
+        if queue_bound {
+            // The sender drains a batch in a fraction of TICK at high rates.
+            wake = wake.min(now + QUEUE_POLL);
         }
         if let Some(d) = drain_until {
             wake = wake.min(d);

@@ -415,6 +415,7 @@ fn parse_host_token(
             echo::token(tok)
         ))
     };
+    link_local_check(tok)?;
     if let Ok(ip) = IpAddr::from_str(tok) {
         budget.take(1, tok)?;
         let (v6, x) = to_int(ip);
@@ -457,6 +458,39 @@ fn parse_host_token(
         start: x,
         end: x,
     });
+    Ok(())
+}
+
+/// True for fe80::/10 (IPv6 unicast link-local).
+fn is_link_local_v6(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// Link-local IPv6 targets (`fe80::1`, `fe80::/64`) mean nothing without
+/// an interface, and rawscan sends raw probes by route (no scope id), so
+/// they are refused with the reason; so is a scoped token (`fe80::1%eth0`),
+/// which would otherwise be reported as an unparseable target.
+fn link_local_check(tok: &str) -> Result<(), SpecError> {
+    let (addr, scope) = match tok.split_once('%') {
+        Some((a, s)) => (a, Some(s)),
+        None => (tok, None),
+    };
+    let host = addr.split_once('/').map_or(addr, |(h, _)| h);
+    let Ok(ip) = Ipv6Addr::from_str(host) else {
+        return Ok(());
+    };
+    if scope.is_some() {
+        return err(format!(
+            "scoped IPv6 target {}: rawscan does not scan link-local (fe80::/10) addresses; scan the host's global or unique-local address",
+            echo::token(tok)
+        ));
+    }
+    if is_link_local_v6(IpAddr::V6(ip)) {
+        return err(format!(
+            "link-local IPv6 target {} has no scope (fe80::1%eth0) and rawscan does not scan link-local (fe80::/10) addresses; scan the host's global or unique-local address",
+            echo::token(tok)
+        ));
+    }
     Ok(())
 }
 
@@ -852,6 +886,25 @@ mod tests {
             split_tokens(text),
             vec!["198.18.0.1", "198.18.0.2", "198.18.0.3", "198.18.0.4"]
         );
+    }
+
+    #[test]
+    fn link_local_targets_are_refused_with_the_reason() {
+        for tok in ["fe80::1", "FE80::1", "fe80::/64", "febf::1"] {
+            let e = parse_hosts(&[tok.into()], &[], &no_dns).unwrap_err();
+            assert!(
+                e.0.contains("link-local") && e.0.contains("no scope"),
+                "{tok}: {e}"
+            );
+        }
+        for tok in ["fe80::1%eth0", "fe80::1%1", "2001:db8::1%lo"] {
+            let e = parse_hosts(&[tok.into()], &[], &no_dns).unwrap_err();
+            assert!(e.0.starts_with("scoped IPv6 target"), "{tok}: {e}");
+        }
+        // Neighbours of fe80::/10 are ordinary addresses.
+        for tok in ["fec0::1", "fe7f::1", "2001:db8::1", "2001:db8::/120"] {
+            assert!(parse_hosts(&[tok.into()], &[], &no_dns).is_ok(), "{tok}");
+        }
     }
 
     #[test]

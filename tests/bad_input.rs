@@ -211,6 +211,42 @@ fn cases() -> Vec<Case> {
         case("bad ipv6", &["::g"], USAGE, "'::g'"),
         case("::/0", &["-sT", "::/0"], USAGE, "--allow-large-target-set"),
         case(
+            "::/0 raw",
+            &["-sS", "::/0"],
+            USAGE,
+            "--allow-large-target-set",
+        ),
+        case(
+            "an IPv6 /64",
+            &["-sS", "2001:db8::/64"],
+            USAGE,
+            "18446744073709551616 addresses",
+        ),
+        case(
+            "an IPv6 /64, allowed: too many pairs, no overflow",
+            &["-sS", "-p-", "--allow-large-target-set", "2001:db8::/64"],
+            USAGE,
+            "too many (host, port) pairs",
+        ),
+        case(
+            "link-local without a scope",
+            &["-sS", "-p", "22", "fe80::1"],
+            USAGE,
+            "link-local IPv6 target 'fe80::1' has no scope",
+        ),
+        case(
+            "link-local block",
+            &["-sT", "-p", "22", "fe80::/64"],
+            USAGE,
+            "link-local",
+        ),
+        case(
+            "scoped link-local",
+            &["-sS", "-p", "22", "fe80::1%lo"],
+            USAGE,
+            "scoped IPv6 target 'fe80::1%lo'",
+        ),
+        case(
             "::/0 and a host, no excludes",
             &[
                 "-sT",

@@ -3,8 +3,9 @@
 //!
 //! Invariants: states follow nmap's -sT: connected = open (syn-ack),
 //! ECONNREFUSED = closed (conn-refused), unreachable errors = filtered
-//! with the matching reason, silence = filtered after the engine's
-//! retries. Open ports are closed with an RST (SO_LINGER 0) so targets
+//! with the matching reason (also when the kernel kept it as a soft
+//! error, read at the probe's timeout), silence = filtered after the
+//! engine's retries. Open ports are closed with an RST (SO_LINGER 0) so targets
 //! keep no half-dead connections.
 
 use std::io;
@@ -92,6 +93,19 @@ impl Technique for Connect {
         match outcome {
             Some(sr) => Ready::Done(reply(p, sr)),
             None => Ready::Failed,
+        }
+    }
+
+    /// A connect whose SYN drew an ICMP error while the socket was busy
+    /// (locked by the connect() call itself, as a veth reply can be) gets
+    /// it only as a soft error: no wakeup, and the kernel aborts only at
+    /// its own retransmission (1 s). IPv6 admin-prohibited showed it: the
+    /// port came out filtered (no-response). SO_ERROR returns the soft
+    /// error, so it is read when the probe times out.
+    fn expired(&mut self, sock: &mut TcpStream, p: &Probe) -> Option<Reply> {
+        match sock.take_error() {
+            Ok(Some(e)) => classify(&e).map(|sr| reply(p, sr)),
+            _ => None,
         }
     }
 

@@ -64,6 +64,12 @@ pub trait Technique: Send + 'static {
     /// itself decided the port (e.g. an immediate ECONNREFUSED).
     fn open(&mut self, p: &Probe) -> Result<Self::Sock, Result<Reply, io::Error>>;
     fn ready(&mut self, sock: &mut Self::Sock, p: &Probe) -> Ready;
+    /// At the probe's timeout, before the socket closes or lingers: a
+    /// reply the socket holds without having signalled readiness (a
+    /// connect's soft error, see connect.rs).
+    fn expired(&mut self, _sock: &mut Self::Sock, _p: &Probe) -> Option<Reply> {
+        None
+    }
     /// Called before the socket is dropped; `answered` when it gave the
     /// reply that decided the key.
     fn close(&mut self, _sock: &mut Self::Sock, _answered: bool) {}
@@ -266,6 +272,7 @@ impl<T: Technique> Worker<T> {
                     }
                 }
             }
+            self.expire(Instant::now(), &mut out);
             if !out.is_empty() {
                 let n = out.len() as u64;
                 if replies
@@ -276,13 +283,12 @@ impl<T: Technique> Worker<T> {
                         .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            self.expire(Instant::now());
         }
     }
 
     /// Run the timers due at `now`: a probe's timeout starts its lingering
     /// (or closes it), the end of lingering closes it.
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self, now: Instant, out: &mut Vec<Reply>) {
         while let Some(Reverse((t, tok))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -295,6 +301,22 @@ impl<T: Technique> Worker<T> {
             if conn.timer != t {
                 continue; // stale: rescheduled since
             }
+            if !conn.lingering {
+                let probe = conn.probe;
+                let decided = self
+                    .conns
+                    .get_mut(&token)
+                    .and_then(|c| self.tech.expired(&mut c.sock, &probe));
+                if let Some(r) = decided {
+                    out.push(r);
+                    self.close(token, true);
+                    self.close_key(&r.key);
+                    continue;
+                }
+            }
+            let Some(conn) = self.conns.get(&token) else {
+                continue;
+            };
             if conn.lingering || T::LINGER.is_zero() {
                 self.close(token, false);
             } else {

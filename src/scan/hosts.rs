@@ -84,7 +84,7 @@ pub struct Host {
 
 #[derive(Debug, Default)]
 pub struct Hosts {
-    map: HashMap<IpAddr, Host>,
+    map: HashMap<IpAddr, Host, foldhash::fast::RandomState>,
     rtt: Rtt,
     loss: LossStats,
     timing: Timing,

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,14 @@ use std::time::{Duration, Instant};
 pub const SCANNER_IP: &str = "198.18.0.1";
 pub const TARGET_IP: &str = "198.18.0.2";
 const PREFIX_LEN: u8 = 24;
+/// IPv6 addresses of an IPv6 lab ([`lab_v6`]), on the same veth ends, in
+/// 2001:db8::/64 (documentation prefix), with no default route.
+pub const SCANNER_IP6: &str = "2001:db8::1";
+pub const TARGET_IP6: &str = "2001:db8::2";
+const PREFIX_LEN6: u8 = 64;
+/// Kernel default of `net.ipv6.icmp.ratelimit` (ms per token, per peer;
+/// measured in the lab: a burst of 6, then one ICMPv6 error per second).
+pub const KERNEL_ICMP6_RATELIMIT_MS: u32 = 1000;
 /// Name prefix of every namespace this harness (and scripts/bench.sh) creates.
 pub const NS_PREFIX: &str = "rs-";
 const LOCK_PATH: &str = "/tmp/rawscan-lab.lock";
@@ -85,12 +93,23 @@ pub fn lab() -> Option<Lab> {
 
 /// Like [`lab`], but also requires the given programs (e.g. `capsh`, `nmap`).
 pub fn lab_with_tools(tools: &[&str]) -> Option<Lab> {
+    lab_family(tools, false)
+}
+
+/// A dual-stack lab: as [`lab_with_tools`], plus [`SCANNER_IP6`] and
+/// [`TARGET_IP6`] on the veth ends; every listener, daemon and nftables
+/// rule of the helpers below then covers both families.
+pub fn lab_v6(tools: &[&str]) -> Option<Lab> {
+    lab_family(tools, true)
+}
+
+fn lab_family(tools: &[&str], ipv6: bool) -> Option<Lab> {
     for tool in tools {
         if find_tool(tool).is_none() {
             return unavailable(&format!("`{tool}` is not installed (not found in PATH)"));
         }
     }
-    match Lab::new() {
+    match Lab::new_with(ipv6) {
         Ok(lab) => Some(lab),
         Err(why) => unavailable(&why),
     }
@@ -258,6 +277,9 @@ pub struct Lab {
     open_udp: BTreeSet<u16>,
     dropped_udp: BTreeSet<u16>,
     admin_prohibited_udp: BTreeSet<u16>,
+    /// Dual-stack lab (IPv6 addresses on both ends); otherwise IPv6 is
+    /// disabled in both namespaces.
+    ipv6: bool,
     /// Service daemons running inside the target namespace (killed first
     /// on drop).
     daemons: Vec<Daemon>,
@@ -273,6 +295,11 @@ impl Lab {
     /// nftables table in the target and `net.ipv4.icmp_ratelimit=0` there.
     /// Blocks until no other lab exists on the machine.
     pub fn new() -> Result<Lab, String> {
+        Lab::new_with(false)
+    }
+
+    /// [`Lab::new`], dual-stack when `ipv6` (see [`lab_v6`]).
+    pub fn new_with(ipv6: bool) -> Result<Lab, String> {
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc::geteuid() };
         if euid != 0 {
@@ -317,6 +344,7 @@ impl Lab {
             open_udp: BTreeSet::new(),
             dropped_udp: BTreeSet::new(),
             admin_prohibited_udp: BTreeSet::new(),
+            ipv6,
             daemons: Vec::new(),
             workdir: None,
             _lock: lock,
@@ -337,25 +365,51 @@ impl Lab {
         self.ip(&[
             "link", "add", &sif, "netns", &s, "type", "veth", "peer", "name", &tif, "netns", &t,
         ])?;
-        for (ns, ifname, addr) in [(&s, &sif, &s_addr), (&t, &tif, &t_addr)] {
+        let s_addr6 = format!("{SCANNER_IP6}/{PREFIX_LEN6}");
+        let t_addr6 = format!("{TARGET_IP6}/{PREFIX_LEN6}");
+        for (ns, ifname, addr, addr6) in
+            [(&s, &sif, &s_addr, &s_addr6), (&t, &tif, &t_addr, &t_addr6)]
+        {
             self.ip(&["-n", ns, "link", "set", "lo", "up"])?;
             self.ip(&["-n", ns, "addr", "add", addr, "dev", ifname])?;
+            if self.ipv6 {
+                // Keep the wire quiet: no router solicitations or
+                // advertisements taken, no DAD (addresses usable at once).
+                for key in [
+                    "accept_ra",
+                    "router_solicitations",
+                    "accept_dad",
+                    "autoconf",
+                ] {
+                    for dev in ["all", "default", ifname.as_str()] {
+                        self.try_sysctl(ns, &format!("net.ipv6.conf.{dev}.{key}"), "0")?;
+                    }
+                }
+                self.try_sysctl(ns, &format!("net.ipv6.conf.{ifname}.disable_ipv6"), "0")?;
+                self.ip(&["-n", ns, "addr", "add", addr6, "dev", ifname, "nodad"])?;
+            }
             self.ip(&["-n", ns, "link", "set", ifname, "up"])?;
-            // Keep the wire quiet (no IPv6 router solicitations, DAD, ...).
-            let _ = self.ip(&[
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ]);
+            if !self.ipv6 {
+                // Keep the wire quiet (no IPv6 router solicitations, DAD, ...).
+                let _ = self.ip(&[
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                ]);
+            }
         }
         for ns in [&s, &t] {
-            let out = self.ip(&["-n", ns, "-4", "route", "show", "default"])?;
-            if !out.stdout.is_empty() {
-                return Err(format!("namespace {ns} unexpectedly has a default route"));
+            for fam in ["-4", "-6"] {
+                let out = self.ip(&["-n", ns, fam, "route", "show", "default"])?;
+                if !out.stdout.is_empty() {
+                    return Err(format!(
+                        "namespace {ns} unexpectedly has a default route ({fam})"
+                    ));
+                }
             }
         }
         self.try_nft(&format!(
@@ -367,7 +421,48 @@ impl Lab {
         // Per-namespace ICMP rate limit: off, so admin-prohibited (and later
         // port-unreachable) replies are never throttled per peer.
         self.try_sysctl(&t, "net.ipv4.icmp_ratelimit", "0")?;
+        if self.ipv6 {
+            self.try_sysctl(&t, "net.ipv6.icmp.ratelimit", "0")?;
+        }
         Ok(())
+    }
+
+    /// Is this a dual-stack lab ([`lab_v6`])?
+    pub fn ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// The target's addresses: [`TARGET_IP`], and [`TARGET_IP6`] in a
+    /// dual-stack lab.
+    pub fn target_addrs(&self) -> Vec<IpAddr> {
+        let mut v = vec![IpAddr::from(TARGET_IP.parse::<Ipv4Addr>().expect("v4"))];
+        if self.ipv6 {
+            v.push(IpAddr::from(TARGET_IP6.parse::<Ipv6Addr>().expect("v6")));
+        }
+        v
+    }
+
+    /// `net.ipv6.icmp.ratelimit` of the target (ms per ICMPv6 error per
+    /// peer; 0 = off).  Dual-stack labs only.
+    pub fn set_icmp6_ratelimit(&self, ms: u32) {
+        assert!(self.ipv6, "set_icmp6_ratelimit needs a dual-stack lab");
+        self.sysctl_target("net.ipv6.icmp.ratelimit", &ms.to_string());
+    }
+
+    /// ICMPv6 errors unthrottled: per-peer limit 0 and the (shared with
+    /// IPv4) global budget out of reach.
+    pub fn icmp6_unlimited(&self) {
+        self.set_icmp6_ratelimit(0);
+        self.set_icmp_global_limit(100_000_000, 100_000_000);
+    }
+
+    /// The kernel's default ICMPv6 limits in the target
+    /// (`net.ipv6.icmp.ratelimit=1000`, global 1000/s burst 50), then waits
+    /// [`ICMP_REFILL`] so the per-peer bucket is full.
+    pub fn icmp6_kernel_default(&self) {
+        self.set_icmp6_ratelimit(KERNEL_ICMP6_RATELIMIT_MS);
+        self.set_icmp_global_limit(KERNEL_ICMP_MSGS_PER_SEC, KERNEL_ICMP_MSGS_BURST);
+        thread::sleep(ICMP_REFILL);
     }
 
     fn ip(&self, args: &[&str]) -> Result<Output, String> {
@@ -383,11 +478,12 @@ impl Lab {
     pub fn tcp_listen(&mut self, ports: &[u16]) {
         let ns_path = format!("/run/netns/{}", self.target_ns);
         let ports_v = ports.to_vec();
+        let addrs = self.target_bind_addrs();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let handle = thread::spawn(move || {
-            let listeners = match bind_in_namespace(&ns_path, &ports_v) {
+            let listeners = match bind_in_namespace(&ns_path, &ports_v, &addrs) {
                 Ok(l) => {
                     let _ = tx.send(Ok(()));
                     l
@@ -412,6 +508,17 @@ impl Lab {
         }
         self.acceptors.push(acceptor);
         self.open_tcp.extend(ports);
+    }
+
+    /// Addresses the harness's own listeners bind in the target: the IPv4
+    /// wildcard (as always), plus [`TARGET_IP6`] in a dual-stack lab (a
+    /// specific IPv6 address does not clash with 0.0.0.0 on the same port).
+    fn target_bind_addrs(&self) -> Vec<IpAddr> {
+        let mut v = vec![IpAddr::from(Ipv4Addr::UNSPECIFIED)];
+        if self.ipv6 {
+            v.push(IpAddr::from(TARGET_IP6.parse::<Ipv6Addr>().expect("v6")));
+        }
+        v
     }
 
     /// Load an nftables script (`nft -f -`) into the TARGET namespace.
@@ -989,6 +1096,7 @@ impl Lab {
     pub fn udp_echo(&mut self, ports: &[u16]) {
         let ns_path = format!("/run/netns/{}", self.target_ns);
         let ports_v = ports.to_vec();
+        let addrs = self.target_bind_addrs();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -996,9 +1104,10 @@ impl Lab {
             let bound = setns_current_thread(&ns_path).and_then(|()| {
                 ports_v
                     .iter()
-                    .map(|&p| {
-                        let s = UdpSocket::bind(("0.0.0.0", p))
-                            .map_err(|e| format!("bind udp port {p}: {e}"))?;
+                    .flat_map(|&p| addrs.iter().map(move |&a| (a, p)))
+                    .map(|(a, p)| {
+                        let s = UdpSocket::bind((a, p))
+                            .map_err(|e| format!("bind {a} udp port {p}: {e}"))?;
                         s.set_nonblocking(true)
                             .map_err(|e| format!("nonblocking {p}: {e}"))?;
                         Ok(s)
@@ -1066,8 +1175,11 @@ impl Lab {
 
     /// Answer inbound `proto` to `port` with ICMP admin-prohibited.
     fn nft_reject_admin_prohibited(&mut self, proto: &str, port: u16) {
+        // In an inet table, `reject with icmp ...` applies to IPv4 only;
+        // IPv6 needs its own rule (ICMPv6 type 1 code 1).
         self.nft(&format!(
-            "add rule inet {NFT_TABLE} input {proto} dport {port} reject with icmp type admin-prohibited\n"
+            "add rule inet {NFT_TABLE} input {proto} dport {port} reject with icmp type admin-prohibited\n\
+             add rule inet {NFT_TABLE} input meta nfproto ipv6 {proto} dport {port} reject with icmpv6 type admin-prohibited\n"
         ));
     }
 
@@ -1150,6 +1262,22 @@ impl Lab {
             }
             thread::sleep(Duration::from_millis(50));
         }
+        for dst in self.target_addrs() {
+            self.wait_udp_answer_from(what, dst, port, daemon, &make, start);
+        }
+    }
+
+    /// The answering half of [`Lab::wait_udp_answer`], for one target
+    /// address.
+    fn wait_udp_answer_from(
+        &mut self,
+        what: &str,
+        dst: IpAddr,
+        port: u16,
+        daemon: Option<usize>,
+        make: &impl Fn(u32) -> (Vec<u8>, Box<dyn Fn(&[u8]) -> bool>),
+        start: Instant,
+    ) {
         let mut last;
         for i in 1u32.. {
             if let Some(d) = daemon.and_then(|i| self.daemons.get_mut(i))
@@ -1162,7 +1290,7 @@ impl Lab {
                 );
             }
             let (payload, ok) = make(i.wrapping_mul(0x9E37_79B9) | 1);
-            match self.udp_query(port, &payload, Duration::from_millis(300)) {
+            match self.udp_query_to(dst, port, &payload, Duration::from_millis(300)) {
                 Ok(r) if ok(&r) => return,
                 Ok(r) => last = format!("unexpected reply {:02x?}", &r[..r.len().min(64)]),
                 Err(e) => last = e,
@@ -1173,7 +1301,8 @@ impl Lab {
                     .map(|d| d.log_text())
                     .unwrap_or_default();
                 panic!(
-                    "{what}: no valid answer on {TARGET_IP}:{port}/udp after 15 s ({last}); log:\n{log}"
+                    "{what}: no valid answer on {}/udp after 15 s ({last}); log:\n{log}",
+                    SocketAddr::new(dst, port)
                 );
             }
             thread::sleep(Duration::from_millis(100));
@@ -1188,12 +1317,30 @@ impl Lab {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, String> {
+        let dst = IpAddr::from(TARGET_IP.parse::<Ipv4Addr>().expect("v4"));
+        self.udp_query_to(dst, port, payload, timeout)
+    }
+
+    /// [`Lab::udp_query`] to `dst` (TARGET_IP or TARGET_IP6), from the
+    /// scanner's address of the same family.
+    pub fn udp_query_to(
+        &self,
+        dst: IpAddr,
+        port: u16,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
         let ns_path = format!("/run/netns/{}", self.scanner_ns);
         let payload = payload.to_vec();
+        let src: IpAddr = if dst.is_ipv6() {
+            SCANNER_IP6.parse().expect("v6")
+        } else {
+            SCANNER_IP.parse().expect("v4")
+        };
         thread::spawn(move || -> Result<Vec<u8>, String> {
             setns_current_thread(&ns_path)?;
-            let s = UdpSocket::bind((SCANNER_IP, 0)).map_err(|e| format!("bind: {e}"))?;
-            s.connect((TARGET_IP, port))
+            let s = UdpSocket::bind((src, 0)).map_err(|e| format!("bind: {e}"))?;
+            s.connect((dst, port))
                 .map_err(|e| format!("connect: {e}"))?;
             s.set_read_timeout(Some(timeout))
                 .map_err(|e| format!("timeout: {e}"))?;
@@ -1227,6 +1374,7 @@ impl Lab {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(self.ipv6.then(|| format!("--listen-address={TARGET_IP6}")))
         .collect();
         self.spawn_daemon("dnsmasq", "dnsmasq", &args, &[]);
         let idx = self.daemons.len() - 1;
@@ -1250,15 +1398,26 @@ impl Lab {
         std::fs::write(
             &conf,
             format!(
-                "port 123\nbindaddress {TARGET_IP}\nallow all\ncmdport 0\nbindcmdaddress /\n\
+                "port 123\nbindaddress {TARGET_IP}\n{}allow all\ncmdport 0\nbindcmdaddress /\n\
                  pidfile {}\ndriftfile {}\n",
+                if self.ipv6 {
+                    format!("bindaddress {TARGET_IP6}\n")
+                } else {
+                    String::new()
+                },
                 wd.join("chronyd.pid").display(),
                 wd.join("chrony.drift").display()
             ),
         )
         .expect("write chrony.conf");
-        let args: Vec<String> = ["-4", "-d", "-x", "-u", "root", "-f"]
+        let family = if self.ipv6 {
+            [].as_slice()
+        } else {
+            ["-4"].as_slice()
+        };
+        let args: Vec<String> = family
             .iter()
+            .chain(&["-d", "-x", "-u", "root", "-f"])
             .map(|s| s.to_string())
             .chain([conf.display().to_string()])
             .collect();
@@ -1280,7 +1439,16 @@ impl Lab {
     pub fn start_snmpd(&mut self) {
         let wd = self.workdir();
         let conf = wd.join("snmpd.conf");
-        std::fs::write(&conf, "rocommunity public\n").expect("write snmpd.conf");
+        let conf_text = if self.ipv6 {
+            "rocommunity public\nrocommunity6 public\n"
+        } else {
+            "rocommunity public\n"
+        };
+        std::fs::write(&conf, conf_text).expect("write snmpd.conf");
+        let mut agent = format!("udp:{TARGET_IP}:161");
+        if self.ipv6 {
+            agent += &format!(",udp6:[{TARGET_IP6}]:161");
+        }
         let args: Vec<String> = [
             "-f",
             "-Lo",
@@ -1291,7 +1459,7 @@ impl Lab {
             &wd.join("snmpd.pid").display().to_string(),
             "-I",
             "-smux",
-            &format!("udp:{TARGET_IP}:161"),
+            &agent,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -1463,10 +1631,20 @@ impl Lab {
 /// Parse `stdout` and return the port map for TARGET_IP/`proto`,
 /// panicking with the whole output on any parse error.
 pub fn port_map_of(stdout: &[u8], proto: &str, scanned: &[u16]) -> BTreeMap<u16, PortResult> {
+    port_map_for(stdout, TARGET_IP, proto, scanned)
+}
+
+/// [`port_map_of`] for the host `target` (e.g. [`TARGET_IP6`]).
+pub fn port_map_for(
+    stdout: &[u8],
+    target: &str,
+    proto: &str,
+    scanned: &[u16],
+) -> BTreeMap<u16, PortResult> {
     let text = String::from_utf8_lossy(stdout);
     let parsed = parse_normal(&text).unwrap_or_else(|e| panic!("cannot parse output: {e}\n{text}"));
     let host = parsed
-        .host(TARGET_IP)
+        .host(target)
         .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"));
     host.port_map(proto, scanned)
         .unwrap_or_else(|e| panic!("{e}\n--- output ---\n{text}"))
@@ -1480,6 +1658,15 @@ pub fn udp_port_map(stdout: &[u8], scanned: &[u16]) -> BTreeMap<u16, PortResult>
 /// port → state and reason.  Errors on malformed JSON or a port reported
 /// twice.
 pub fn parse_ndjson_ports(text: &str, proto: &str) -> Result<BTreeMap<u16, PortResult>, String> {
+    parse_ndjson_ports_for(text, TARGET_IP, proto)
+}
+
+/// [`parse_ndjson_ports`] for the host `ip` (e.g. [`TARGET_IP6`]).
+pub fn parse_ndjson_ports_for(
+    text: &str,
+    ip: &str,
+    proto: &str,
+) -> Result<BTreeMap<u16, PortResult>, String> {
     let mut map = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -1487,7 +1674,7 @@ pub fn parse_ndjson_ports(text: &str, proto: &str) -> Result<BTreeMap<u16, PortR
         }
         let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| format!("line {}: {e}: {line:?}", i + 1))?;
-        if v["type"] != "port" || v["proto"] != proto || v["ip"] != TARGET_IP {
+        if v["type"] != "port" || v["proto"] != proto || v["ip"] != ip {
             continue;
         }
         let port = v["port"]
@@ -1566,7 +1753,11 @@ impl Drop for Lab {
     }
 }
 
-fn bind_in_namespace(ns_path: &str, ports: &[u16]) -> Result<Vec<TcpListener>, String> {
+fn bind_in_namespace(
+    ns_path: &str,
+    ports: &[u16],
+    addrs: &[IpAddr],
+) -> Result<Vec<TcpListener>, String> {
     let ns = File::open(ns_path).map_err(|e| format!("open {ns_path}: {e}"))?;
     // SAFETY: setns on a valid fd; only this thread changes namespace.
     if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -1577,10 +1768,12 @@ fn bind_in_namespace(ns_path: &str, ports: &[u16]) -> Result<Vec<TcpListener>, S
     }
     let mut v = Vec::new();
     for &p in ports {
-        let l = TcpListener::bind(("0.0.0.0", p)).map_err(|e| format!("bind port {p}: {e}"))?;
-        l.set_nonblocking(true)
-            .map_err(|e| format!("nonblocking {p}: {e}"))?;
-        v.push(l);
+        for &a in addrs {
+            let l = TcpListener::bind((a, p)).map_err(|e| format!("bind {a} port {p}: {e}"))?;
+            l.set_nonblocking(true)
+                .map_err(|e| format!("nonblocking {p}: {e}"))?;
+            v.push(l);
+        }
     }
     Ok(v)
 }

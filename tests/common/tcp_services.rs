@@ -400,7 +400,8 @@ impl Lab {
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let ports = [endless, silent, garbage, reset];
         let handle = thread::spawn(move || {
-            let listeners = match bind_in_namespace(&ns_path, &ports) {
+            let v4_any = [std::net::IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED)];
+            let listeners = match bind_in_namespace(&ns_path, &ports, &v4_any) {
                 Ok(l) => {
                     let _ = tx.send(Ok(()));
                     l
