@@ -48,17 +48,26 @@ use crate::probe::{PortResult, PortState, ProbeKey, Proto, Reason};
 #[derive(Clone, Debug, Default)]
 pub struct PortSpace {
     ports: Vec<(u16, Proto)>,
-    /// For large spaces: 1 + index of (port, proto) at `port * 2 + proto`
-    /// (0 = not in the scan), so that recording a result is O(1); a
-    /// binary search over `-p-` was a fifth of the engine's time at -T5.
-    direct: Vec<u32>,
+    /// For large spaces, a rank index so that recording a result is O(1)
+    /// (a binary search over `-p-` was a fifth of the engine's time at
+    /// -T5): bit `slot(proto, port)` is set for each pair in the scan, and
+    /// `before[w]` counts the set bits of the words before `w`. Pairs sort
+    /// as slots do, so a pair's index is its rank: 24 KiB for any space.
+    present: Vec<u64>,
+    before: Vec<u32>,
 }
 
-/// Spaces with more ports than this get the direct index (512 KiB).
+/// Spaces with more ports than this get the rank index.
 const DIRECT_MIN: usize = 4096;
+const SLOTS: usize = 65536 * 2;
 
 fn slot(proto: Proto, port: u16) -> usize {
-    usize::from(port) * 2 + usize::from(proto == Proto::Udp)
+    // Exhaustive on purpose: a new protocol must choose its slot here.
+    let p = match proto {
+        Proto::Tcp => 0,
+        Proto::Udp => 1,
+    };
+    usize::from(port) * 2 + p
 }
 
 impl PortSpace {
@@ -66,14 +75,28 @@ impl PortSpace {
         let mut v: Vec<(u16, Proto)> = ports.into_iter().map(|(pr, p)| (p, pr)).collect();
         v.sort_unstable();
         v.dedup();
-        let mut direct = Vec::new();
+        let (mut present, mut before) = (Vec::new(), Vec::new());
         if v.len() > DIRECT_MIN {
-            direct = vec![0u32; 65536 * 2];
-            for (i, &(port, proto)) in v.iter().enumerate() {
-                direct[slot(proto, port)] = i as u32 + 1;
+            present = vec![0u64; SLOTS / 64];
+            for &(port, proto) in &v {
+                let i = slot(proto, port);
+                present[i / 64] |= 1 << (i % 64);
             }
+            let mut n = 0u32;
+            before = present
+                .iter()
+                .map(|w| {
+                    let b = n;
+                    n += w.count_ones();
+                    b
+                })
+                .collect();
         }
-        PortSpace { ports: v, direct }
+        PortSpace {
+            ports: v,
+            present,
+            before,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -85,11 +108,15 @@ impl PortSpace {
     }
 
     fn index(&self, proto: Proto, port: u16) -> Option<usize> {
-        if !self.direct.is_empty() {
-            return match self.direct.get(slot(proto, port)) {
-                Some(&c) if c > 0 => Some(c as usize - 1),
-                _ => None,
-            };
+        if !self.present.is_empty() {
+            let i = slot(proto, port);
+            let (w, bit) = (i / 64, i % 64);
+            let word = self.present[w];
+            if word & (1 << bit) == 0 {
+                return None;
+            }
+            let below = (word & ((1u64 << bit) - 1)).count_ones();
+            return Some((self.before[w] + below) as usize);
         }
         self.ports.binary_search(&(port, proto)).ok()
     }
@@ -401,7 +428,7 @@ mod tests {
         let mut ports: Vec<(Proto, u16)> = (1..=60_000).map(|p| (Proto::Tcp, p)).collect();
         ports.extend((0..=65535u16).step_by(7).map(|p| (Proto::Udp, p)));
         let big = PortSpace::new(ports.clone());
-        assert!(!big.direct.is_empty());
+        assert!(!big.present.is_empty());
         let mut probe = [
             (Proto::Tcp, 0u16),
             (Proto::Tcp, 65535),
@@ -420,7 +447,7 @@ mod tests {
             Some(big.ports.binary_search(&(7, Proto::Udp)).unwrap())
         );
         // A small space keeps no direct index.
-        assert!(PortSpace::new([(Proto::Tcp, 22)]).direct.is_empty());
+        assert!(PortSpace::new([(Proto::Tcp, 22)]).present.is_empty());
     }
 
     #[test]
