@@ -66,6 +66,9 @@ fn slot(proto: Proto, port: u16) -> usize {
     let p = match proto {
         Proto::Tcp => 0,
         Proto::Udp => 1,
+        // Host-discovery probes never enter a report's port space (a -sn
+        // report has no ports); slot 0 keeps this total.
+        Proto::Icmp | Proto::TcpAck | Proto::Arp => 0,
     };
     usize::from(port) * 2 + p
 }
