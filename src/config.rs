@@ -984,7 +984,7 @@ mod tests {
         );
         let c = cfg(&["rawscan", "--no-default-excludes", "255.255.255.255"]).unwrap();
         assert!(c.notes.is_empty());
-        let m = cfg(&["rawscan", "10.0.0.0/7"]).unwrap_err().0;
+        let m = cfg(&["rawscan", "2001:db8::/103"]).unwrap_err().0;
         assert!(
             m.contains("33554432") && m.contains("--allow-large-target-set"),
             "{m}"

@@ -212,7 +212,7 @@ mod tests {
 
     const V4: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
         eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
-        eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+        eth0\t000013C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
         veth1\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
         veth1\t000112C6\t020012C6\t0003\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
         bad line\n";
@@ -226,10 +226,10 @@ mod tests {
         assert_eq!(r.len(), 6);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(on_link_iface(&r, ip("198.18.0.77")), Some("veth1"));
-        assert_eq!(on_link_iface(&r, ip("192.0.2.9")), Some("eth0"));
+        assert_eq!(on_link_iface(&r, ip("198.19.0.9")), Some("eth0"));
         // Via a gateway, or the default route: not on-link.
         assert_eq!(on_link_iface(&r, ip("198.18.1.5")), None);
-        assert_eq!(on_link_iface(&r, ip("203.0.113.1")), None);
+        assert_eq!(on_link_iface(&r, ip("198.19.7.1")), None);
         assert_eq!(on_link_iface(&r, ip("2001:db8::9")), Some("veth1"));
         assert_eq!(on_link_iface(&r, ip("2001:db8:1::9")), None);
     }
