@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use super::{BuildError, WireError, be16, checksum, len16, room};
 
-mod field {
+pub(super) mod field {
     use std::ops::Range;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;

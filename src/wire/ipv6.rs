@@ -13,7 +13,7 @@ use std::net::Ipv6Addr;
 
 use super::{BuildError, WireError, be16, be32, len16, room};
 
-mod field {
+pub(super) mod field {
     use std::ops::Range;
     pub const VER_TC_FLOW: Range<usize> = 0..4;
     pub const LENGTH: Range<usize> = 4..6;

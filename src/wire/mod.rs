@@ -11,7 +11,7 @@
 //!
 //! Files: [`ethernet`], [`arp`] (Ethernet/IPv4), [`ipv4`], [`ipv6`] (with
 //! bounded extension-header skipping), [`tcp`], [`udp`], [`icmpv4`],
-//! [`icmpv6`] (errors, echo, NDP), [`checksum`], [`payloads`] (the UDP probe
+//! [`icmpv6`] (errors, echo, NDP), [`checksum`], [`template`] (prebuilt TCP probes), [`payloads`] (the UDP probe
 //! payload table), [`tftp`] (what a TFTP server answers from its new port), and [`packet`]: the top-level parse of what a socket
 //! delivers (an IPv4 packet, a full IPv6 packet, an IPv6 transport payload
 //! with its addresses from ancillary data, or an Ethernet frame) into one
@@ -36,6 +36,7 @@ pub mod ipv6;
 pub mod packet;
 pub mod payloads;
 pub mod tcp;
+pub mod template;
 pub mod tftp;
 pub mod udp;
 

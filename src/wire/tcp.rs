@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use super::{BuildError, WireError, be16, be32, checksum, proto, room};
 
-mod field {
+pub(super) mod field {
     use std::ops::Range;
     pub const SRC_PORT: Range<usize> = 0..2;
     pub const DST_PORT: Range<usize> = 2..4;
