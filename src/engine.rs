@@ -7,7 +7,9 @@
 //! batches (only while the backend's queue has room, so a probe's send
 //! time is the time it really leaves), and sleeps until the next reply or
 //! the scan's next wake-up (at least `TICK` between sending turns, so each
-//! wake-up sends a batch).
+//! wake-up sends a batch). A timed wake-up that comes late (the machine's
+//! cores are busy with other work) is reported to the scan with how late
+//! it was.
 //!
 //! Invariants: every (host, port) of the plan is decided exactly once
 //! unless the scan is interrupted. On the first SIGINT/SIGTERM the scan
@@ -229,7 +231,12 @@ pub fn run_on(
                     scan.handle_reply(now, r);
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                // How late the timed wake-up came: the CPU's contention,
+                // which the controller must not read as a queue.
+                let late = Instant::now().saturating_duration_since(wake);
+                scan.handle_wake_delay(wake + late, late);
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 if drain_until.is_some() {
                     break;

@@ -39,6 +39,16 @@
 //!   the next congested epoch.
 //! - An epoch that sent well below its target rate (nothing to send, or a
 //!   sender that cannot keep up) is **app-limited**: it never grows the rate.
+//! - **The scanner's own CPU.** On a machine with more busy threads than
+//!   cores, the scanner's threads wait to run: every round trip it
+//!   measures then carries milliseconds of delay that no queue on the path
+//!   caused (measured here: timer wake-ups 11-23 ms late with seven busy
+//!   loops on two cores, 0.07 ms on a quiet machine). The driver reports
+//!   how late each timed wake-up came (`on_wake_delay`); the controller
+//!   keeps a decaying maximum of it (`jitter`, half-life 100 ms), raises
+//!   the queueing threshold to at least twice that, and lets the token
+//!   bucket hold that much sending so late wake-ups can catch up. Delay
+//!   then says nothing while the CPU is contended; loss still does.
 //! - Random loss leaves the ratio flat as the rate changes and adds no
 //!   delay, so it never slows the scan; retries (see `retry`) pay for it.
 //!
@@ -66,6 +76,8 @@ const QUEUE_MIN: Duration = Duration::from_millis(5);
 const DELIVERY_WINDOW: usize = 8;
 /// Share of the target rate below which an epoch was app-limited.
 const APP_LIMITED: f64 = 0.7;
+/// Half-life of the remembered wake-up delay.
+const JITTER_HALF_LIFE: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
 struct Epoch {
@@ -129,6 +141,9 @@ pub struct Adaptive {
     /// already abandoned).
     hold_until: Option<Instant>,
     events: u64,
+    /// The largest recent wake-up delay, and when it was last raised.
+    jitter: Duration,
+    jitter_at: Instant,
 }
 
 impl Adaptive {
@@ -146,7 +161,16 @@ impl Adaptive {
             delivery: VecDeque::new(),
             hold_until: None,
             events: 0,
+            jitter: Duration::ZERO,
+            jitter_at: now,
         }
+    }
+
+    /// The remembered wake-up delay at `now`, decayed.
+    fn jitter(&self, now: Instant) -> Duration {
+        let age = now.saturating_duration_since(self.jitter_at).as_secs_f64();
+        let halvings = age / JITTER_HALF_LIFE.as_secs_f64();
+        self.jitter.mul_f64(0.5f64.powf(halvings.min(64.0)))
     }
 
     fn fixed(&self) -> bool {
@@ -246,7 +270,7 @@ impl Adaptive {
         let lossy = ratio < base - (3.0 * sigma).max(0.1 * base);
         let (queue, threshold) = if e.answered >= 8 {
             let n = e.answered;
-            let threshold = QUEUE_MIN.max(e.floor_sum / n / 2);
+            let threshold = QUEUE_MIN.max(e.floor_sum / n / 2).max(self.jitter(now) * 2);
             (e.queue_sum / n, threshold)
         } else {
             (Duration::ZERO, Duration::MAX)
@@ -377,6 +401,13 @@ impl Controller for Adaptive {
     fn on_arrival(&mut self, now: Instant) {
         self.tick(now);
         self.current(now).arrived += 1;
+    }
+
+    fn on_wake_delay(&mut self, now: Instant, late: Duration) {
+        let j = self.jitter(now).max(late);
+        self.jitter = j;
+        self.jitter_at = now;
+        self.bucket.set_burst_window(j * 2, now);
     }
 
     fn on_rtt(&mut self, srtt: Duration, rttvar: Duration) {

@@ -2,14 +2,19 @@
 //!
 //! Invariants: pure; the caller passes `now`. Over any window the bucket
 //! grants at most `rate * window + burst` tokens, where the burst is 5 ms
-//! worth of the rate (at least one token). The rate may change at any
-//! time; tokens already earned are kept (up to the new burst).
+//! worth of the rate (at least one token), or more when the caller widens
+//! the burst window (`set_burst_window`: a scanner whose own wake-ups come
+//! late must be able to catch up, or it can never send at its rate). The
+//! rate may change at any time; tokens already earned are kept (up to the
+//! new burst).
 
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
     rate: f64,
+    /// Seconds of the rate a full bucket holds (at least `BURST`).
+    window: f64,
     burst: f64,
     tokens: f64,
     last: Instant,
@@ -25,6 +30,7 @@ impl TokenBucket {
         let burst = (rate * BURST).max(1.0);
         TokenBucket {
             rate,
+            window: BURST,
             burst,
             tokens: burst,
             last: now,
@@ -41,7 +47,15 @@ impl TokenBucket {
     pub fn set_rate(&mut self, rate: f64, now: Instant) {
         self.refill(now);
         self.rate = rate.max(0.1);
-        self.burst = (self.rate * BURST).max(1.0);
+        self.burst = (self.rate * self.window).max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+    }
+
+    /// Let a full bucket hold `window` of the rate (never less than 5 ms).
+    pub fn set_burst_window(&mut self, window: Duration, now: Instant) {
+        self.refill(now);
+        self.window = window.as_secs_f64().max(BURST);
+        self.burst = (self.rate * self.window).max(1.0);
         self.tokens = self.tokens.min(self.burst);
     }
 
@@ -94,6 +108,33 @@ mod tests {
             }
         }
         assert!((1000..=1006).contains(&granted), "granted {granted}");
+    }
+
+    /// A sender that can only wake every 20 ms gets its rate with a
+    /// 40 ms burst window, and about a quarter of it with the default 5 ms.
+    #[test]
+    fn a_wider_burst_window_lets_late_wake_ups_catch_up() {
+        let granted = |window: Option<Duration>| {
+            let t0 = Instant::now();
+            let mut b = TokenBucket::new(1000.0, t0);
+            if let Some(w) = window {
+                b.set_burst_window(w, t0);
+            }
+            let mut n = 0;
+            for i in 1..=50u64 {
+                let now = t0 + Duration::from_millis(i * 20);
+                while b.try_take(now) {
+                    n += 1;
+                }
+            }
+            n
+        };
+        let narrow = granted(None);
+        let wide = granted(Some(Duration::from_millis(40)));
+        assert!((250..=260).contains(&narrow), "{narrow}");
+        assert!((995..=1040).contains(&wide), "{wide}");
+        // Never below the default window.
+        assert_eq!(granted(Some(Duration::from_millis(1))), narrow);
     }
 
     #[test]

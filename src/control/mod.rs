@@ -92,6 +92,11 @@ pub trait Controller: Send {
     /// A retransmission was answered: an earlier try was lost (or late).
     fn on_loss(&mut self, _now: Instant) {}
 
+    /// The engine's driver woke up `late` after the time it asked for:
+    /// the scanner's own CPU is contended, and every round trip it
+    /// measures carries that much delay that is not the path's.
+    fn on_wake_delay(&mut self, _now: Instant, _late: Duration) {}
+
     /// The engine's smoothed round trip and its variation, for pacing
     /// the controller's decisions.
     fn on_rtt(&mut self, srtt: Duration, rttvar: Duration);

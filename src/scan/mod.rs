@@ -15,6 +15,10 @@
 //!   to the pacer, which tells open|filtered from ICMP rate limiting).
 //! - `poll_result()`: decided results, in the order they were decided.
 //! - `next_wakeup()`: when the scan next needs a call.
+//! - `handle_wake_delay(now, late)`: the driver's timed wake-up came
+//!   `late` after the time it asked for (the scanner's CPU is contended);
+//!   the controller discounts that much delay from what it reads as
+//!   queueing.
 //!
 //! Invariants: every key of the plan is decided exactly once, unless the
 //! scan is stopped, in which case `undecided()` hands back every key sent
@@ -363,6 +367,13 @@ impl Scan {
             reason: reply.reason,
             ttl: reply.ttl,
         });
+    }
+
+    /// The driver asked to wake at some time and woke at `now`, `late`
+    /// after it.
+    pub fn handle_wake_delay(&mut self, now: Instant, late: Duration) {
+        self.now = self.now.max(now);
+        self.ctl.on_wake_delay(now, late);
     }
 
     /// Retry or decide the tries whose deadline has passed at `now`.

@@ -6,8 +6,12 @@
 //! delay; the target answers at once (open: SYN-ACK, closed: RST or, for
 //! UDP, an ICMP port-unreachable through a Linux-like token bucket of
 //! `burst` tokens refilled one per `icmp_interval`; filtered: nothing);
-//! replies cross random loss and the delay back. Everything random comes
-//! from a seeded generator, so a scenario replays exactly.
+//! replies cross random loss and the delay back. Optionally the scanner's
+//! own CPU is contended (`Net::with_stalls`): it runs for a while, then is
+//! descheduled for a while, as on a machine with more busy threads than
+//! cores; nothing is sent and no reply is read during a stall, so replies
+//! are seen late, in bursts. Everything random comes from a seeded
+//! generator, so a scenario replays exactly.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -175,6 +179,10 @@ pub struct Net {
     queue_drops: u64,
     /// Probes sent to each host.
     pub sent_to: HashMap<IpAddr, u64>,
+    /// The scanner's CPU: (mean running time, mean stall), and the
+    /// current (end of running, end of stall).
+    stalls: Option<(Duration, Duration, Duration, Duration)>,
+    stall_rng: Rng,
 }
 
 /// `Reply` with an order, for the event heap (ties by sequence number).
@@ -205,7 +213,31 @@ impl Net {
             seq: 0,
             queue_drops: 0,
             sent_to: HashMap::new(),
+            stalls: None,
+            stall_rng: Rng(seed ^ 0x5eed),
         }
+    }
+
+    /// Contend the scanner's CPU: it runs for about `run`, then stalls for
+    /// about `stall` (each drawn uniformly from half to one and a half
+    /// times its mean), over and over.
+    pub fn with_stalls(mut self, run: Duration, stall: Duration) -> Self {
+        self.stalls = Some((run, stall, Duration::ZERO, Duration::ZERO));
+        self
+    }
+
+    /// When the scanner can next run, if it is stalled at `vt`.
+    fn stalled_until(&mut self, vt: Duration) -> Option<Duration> {
+        let (run, stall, mut run_end, mut stall_end) = self.stalls?;
+        let draw = |rng: &mut Rng, mean: Duration| {
+            mean.mul_f64(0.5 + (rng.next() >> 11) as f64 / (1u64 << 53) as f64)
+        };
+        while vt >= stall_end {
+            run_end = stall_end + draw(&mut self.stall_rng, run);
+            stall_end = run_end + draw(&mut self.stall_rng, stall);
+        }
+        self.stalls = Some((run, stall, run_end, stall_end));
+        (vt >= run_end).then_some(stall_end)
     }
 
     fn send(&mut self, at: Duration, key: ProbeKey, src: Option<IpAddr>, attempt: u8) {
@@ -305,6 +337,10 @@ pub fn run(plan: Plan, settings: Settings, net: &mut Net) -> Outcome {
     let limit = Duration::from_secs(3600);
     let trace = std::env::var("SIM_TRACE").is_ok();
     let mut next_trace = Duration::ZERO;
+    // Was the current wake-up the scan's own timer (not a reply), and how
+    // late did a stall make it?
+    let mut timed = false;
+    let mut late: Option<Duration> = None;
     loop {
         if trace && vt >= next_trace {
             next_trace = vt + Duration::from_millis(5);
@@ -320,7 +356,19 @@ pub fn run(plan: Plan, settings: Settings, net: &mut Net) -> Outcome {
                 net.free_at.saturating_sub(vt).as_secs_f64() * net.path.rate
             );
         }
+        if let Some(wake) = net.stalled_until(vt) {
+            // A timed wake-up inside a stall comes late, as the driver
+            // sees it on a contended machine.
+            if timed {
+                late = Some(wake - vt);
+            }
+            vt = wake;
+            continue;
+        }
         let now = t0 + vt;
+        if let Some(l) = late.take() {
+            scan.handle_wake_delay(now, l);
+        }
         while net.next_event().is_some_and(|t| t <= vt) {
             let Some(Reverse((_, _, ReplyOrd(r)))) = net.events.pop() else {
                 break;
@@ -342,7 +390,9 @@ pub fn run(plan: Plan, settings: Settings, net: &mut Net) -> Outcome {
             break;
         }
         let mut next = scan.next_wakeup().map(|w| w.saturating_duration_since(t0));
+        timed = true;
         if let Some(e) = net.next_event() {
+            timed = next.is_none_or(|n| n < e);
             next = Some(next.map_or(e, |n| n.min(e)));
         }
         let next = next.expect("an unfinished scan has something to wait for");
@@ -555,6 +605,55 @@ mod tests {
         );
         // The lossy host needed many more.
         assert!(net.sent_to[&lossy.ip] > 5000 * 3 / 2);
+    }
+
+    /// The scanner's threads run about 3 ms in every 12 (seven busy
+    /// processes beside it on two cores): replies are read late and in
+    /// bursts, which looks like queueing delay to a naive controller.
+    fn contended(path: Path, ports: u16, seed: u64) -> (Outcome, Vec<Target>) {
+        let targets = vec![Target::new("198.18.0.2", tcp_host)];
+        let mut net = Net::new(path, targets.clone(), seed)
+            .with_stalls(Duration::from_millis(3), Duration::from_millis(9));
+        let o = run(
+            plan("198.18.0.2", tcp_ports(ports), seed),
+            settings(),
+            &mut net,
+        );
+        (o, targets)
+    }
+
+    /// Regression (bench, 2026-12-06): with seven busy loops on the two
+    /// cores, a lossless -p- fell to about 30 probes/s: every epoch's mean
+    /// round trip carried a few ms of scheduling delay, read as a queue.
+    #[test]
+    fn a_contended_cpu_is_not_mistaken_for_a_queue() {
+        let clean = scenario(Path::lan(), 65_535, 11).0;
+        let (o, t) = contended(Path::lan(), 65_535, 11);
+        assert_eq!(o.results.len(), 65_535);
+        assert_eq!(o.wrong(&t), Vec::<String>::new());
+        report("contended CPU, clean LAN", &o, clean.elapsed);
+        // A quarter of the CPU: at best about 4x the uncontended time.
+        assert!(
+            o.elapsed < clean.elapsed * 8,
+            "{:?} vs uncontended {:?}",
+            o.elapsed,
+            clean.elapsed
+        );
+    }
+
+    #[test]
+    fn a_contended_cpu_behind_a_bottleneck_is_exact_near_its_floor() {
+        let path = Path {
+            rate: 5000.0,
+            queue: 64,
+            delay: Duration::from_millis(1),
+            ..Path::lan()
+        };
+        let (o, t) = contended(path, 20_000, 12);
+        assert_eq!(o.wrong(&t), Vec::<String>::new());
+        let f = floor(&path, 20_000);
+        report("contended CPU, 5k/s bottleneck", &o, f);
+        assert!(o.elapsed < f.mul_f64(1.3), "{:?} vs floor {f:?}", o.elapsed);
     }
 
     fn udp_host(_: Proto, port: u16) -> Kind {
