@@ -38,6 +38,9 @@
 #   control-tbf  -p- through tc tbf rate 2mbit burst 16kb latency 20ms on
 #                the scanner's veth: rawscan vs nmap -T4 (goal: exact, at
 #                most 1.3x nmap's time)
+#   control-loaded  control-tbf's two scans (and a lossless -p-) with
+#                CPU_HOGS (default 7) shell busy loops on the machine: a
+#                shared, busy scanning box (goal: tbf <= 1.3x nmap -T4)
 #   control-loss -p- at 5% and 20% random loss each way (nftables numgen on
 #                the target's veth, as tests/common random_loss): rawscan
 #                (goals: exact; at most 2x / 4x its lossless time, measured
@@ -127,7 +130,8 @@ N_CONTROL=${N_CONTROL:-3}
 N_DISC=${N_DISC:-3}
 NMAP_LOSS_TIMEOUT=${NMAP_LOSS_TIMEOUT:-900}
 NMAP_LOSS20_TIMEOUT=${NMAP_LOSS20_TIMEOUT:-0}
-CONTROL_SCENARIOS="control-default control-tbf control-loss control-connect control-ceiling"
+CONTROL_SCENARIOS="control-default control-tbf control-loaded control-loss control-connect control-ceiling"
+CPU_HOGS=${CPU_HOGS:-7}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 SCANNER_IP=198.18.0.1
@@ -1416,6 +1420,29 @@ scenario_control_tbf() {
     lab_down
 }
 
+# The same two scans with the scanner's machine busy: CPU_HOGS shell busy
+# loops (default 7) beside the scanners on the two cores, as a shared
+# build box is. Lossless -p- (no goal: shown), then the tbf goal again.
+scenario_control_loaded() {
+    control_lab
+    local i
+    for i in $(seq "$CPU_HOGS"); do
+        (while :; do :; done) &
+        PIDS+=("$!")
+    done
+    sleep 2
+    echo "== control-loaded: $CPU_HOGS busy loops on the machine; -p- lossless, then through tbf ${TBF[*]}"
+    echo "   running at the same time: $(uptime | sed 's/.*load/load/')"
+    bench_cmd rawscan-loaded rawscan 300 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    bench_cmd nmap-T4-loaded nmap 300 nmap -T4 "${NMAP_TCP[@]}"
+    goal "loaded, lossless: nmap -T4 / rawscan default (no goal)" nmap-T4-loaded none 0 rawscan-loaded
+    scanner_tbf
+    bench_cmd rawscan-tbf-loaded rawscan 600 "$RAWSCAN" -p- -n -v "$TARGET_IP"
+    bench_cmd nmap-T4-tbf-loaded nmap 600 nmap -T4 "${NMAP_TCP[@]}"
+    goal "loaded, 2 Mbit/s tbf: rawscan default <= 1.3x nmap -T4, exact" rawscan-tbf-loaded le 1.3 nmap-T4-tbf-loaded rawscan-tbf-loaded
+    lab_down
+}
+
 scenario_control_loss() {
     control_lab
     echo "== control-loss: -p- at random loss each way on the target's veth; rawscan default (and nmap -T4 at 5%)"
@@ -1817,7 +1844,7 @@ main() {
                 command -v "$tool" >/dev/null || die "$tool is not installed (udp-real: tftpd-hpa freeradius rpcbind xl2tpd coturn memcached libcap2-bin)"
             done
             ;;
-        control-default | control-tbf | control-loss | control-connect | control-ceiling) ;;
+        control-default | control-tbf | control-loaded | control-loss | control-connect | control-ceiling) ;;
         discovery) ;;
         *) die "unknown scenario $sc (tcp udp-top100 udp-1024 udp-sources ipv6 sweep sv udp-real discovery control $CONTROL_SCENARIOS)" ;;
         esac
@@ -1859,6 +1886,7 @@ main() {
         control-loss) scenario_control_loss ;;
         control-connect) scenario_control_connect ;;
         control-ceiling) scenario_control_ceiling ;;
+        control-loaded) scenario_control_loaded ;;
         udp-real) scenario_udp_real ;;
         udp-sources) scenario_udp_sources ;;
         discovery) scenario_discovery ;;
