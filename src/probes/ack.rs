@@ -12,25 +12,13 @@
 
 use std::net::IpAddr;
 
-use super::{Drop, Module, Reply, Silence};
+use super::{Drop, Module, Reply};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
-use crate::wire::{BuildError, IcmpError, IpRepr, Packet, Transport, emit_packet, flags, tcp};
+use crate::wire::{BuildError, IpRepr, Packet, Transport, emit_packet, flags, tcp};
 
 pub struct AckPing;
 
 impl Module for AckPing {
-    fn silence(&self) -> Silence {
-        Silence::Means(PortState::Filtered)
-    }
-
-    fn measures_path(&self) -> bool {
-        true
-    }
-
-    fn shows_loss(&self, _reason: Reason) -> bool {
-        true
-    }
-
     fn make(
         &self,
         key: &ProbeKey,
@@ -82,18 +70,6 @@ impl Module for AckPing {
 
     fn our_port(&self, key: &ProbeKey, port: u16, cookies: &Cookies) -> Option<Option<u8>> {
         cookies.tcp_try_of(key, port).map(Some)
-    }
-
-    fn quotes_ours(&self, _key: &ProbeKey, _e: &IcmpError<'_>, _cookies: &Cookies) -> bool {
-        false
-    }
-
-    fn classify_error(
-        &self,
-        _e: &IcmpError<'_>,
-        _from_target: bool,
-    ) -> Option<(PortState, Reason)> {
-        None
     }
 }
 

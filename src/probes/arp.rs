@@ -17,12 +17,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Drop, Module, Reply, Silence};
+use super::{Drop, Module, Reply};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
 use crate::wire::ethernet::{self, EthernetAddress, ethertype};
-use crate::wire::{
-    BuildError, IcmpError, IcmpMessage, Packet, arp, icmpv6, ipv6, proto as ipproto,
-};
+use crate::wire::{BuildError, IcmpMessage, Packet, arp, icmpv6, ipv6, proto as ipproto};
 
 pub struct Neighbor;
 
@@ -141,18 +139,6 @@ pub fn validate_arp(
 }
 
 impl Module for Neighbor {
-    fn silence(&self) -> Silence {
-        Silence::Means(PortState::Filtered)
-    }
-
-    fn measures_path(&self) -> bool {
-        true
-    }
-
-    fn shows_loss(&self, _reason: Reason) -> bool {
-        true
-    }
-
     fn make(
         &self,
         _key: &ProbeKey,
@@ -188,22 +174,6 @@ impl Module for Neighbor {
             ttl: None,
             attempt: None,
         })
-    }
-
-    fn our_port(&self, _key: &ProbeKey, _port: u16, _cookies: &Cookies) -> Option<Option<u8>> {
-        None
-    }
-
-    fn quotes_ours(&self, _key: &ProbeKey, _e: &IcmpError<'_>, _cookies: &Cookies) -> bool {
-        false
-    }
-
-    fn classify_error(
-        &self,
-        _e: &IcmpError<'_>,
-        _from_target: bool,
-    ) -> Option<(PortState, Reason)> {
-        None
     }
 }
 

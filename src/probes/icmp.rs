@@ -15,10 +15,10 @@
 
 use std::net::IpAddr;
 
-use super::{Drop, Module, Reply, Silence};
+use super::{Drop, Module, Reply};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
 use crate::wire::{
-    BuildError, IcmpError, IcmpMessage, IpRepr, Packet, Transport, emit_packet, icmpv4, icmpv6,
+    BuildError, IcmpMessage, IpRepr, Packet, Transport, emit_packet, icmpv4, icmpv6,
 };
 
 /// Key port of an echo probe.
@@ -43,18 +43,6 @@ fn key(ip: IpAddr, port: u16) -> ProbeKey {
 }
 
 impl Module for IcmpPing {
-    fn silence(&self) -> Silence {
-        Silence::Means(PortState::Filtered)
-    }
-
-    fn measures_path(&self) -> bool {
-        true
-    }
-
-    fn shows_loss(&self, _reason: Reason) -> bool {
-        true
-    }
-
     fn make(
         &self,
         key: &ProbeKey,
@@ -120,22 +108,6 @@ impl Module for IcmpPing {
             }
         }
         Err(Drop::BadCookie)
-    }
-
-    fn our_port(&self, _key: &ProbeKey, _port: u16, _cookies: &Cookies) -> Option<Option<u8>> {
-        None
-    }
-
-    fn quotes_ours(&self, _key: &ProbeKey, _e: &IcmpError<'_>, _cookies: &Cookies) -> bool {
-        false
-    }
-
-    fn classify_error(
-        &self,
-        _e: &IcmpError<'_>,
-        _from_target: bool,
-    ) -> Option<(PortState, Reason)> {
-        None
     }
 }
 

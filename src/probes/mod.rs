@@ -12,6 +12,9 @@
 //! engine dispatch through it and never match on protocol or family.
 //! Adding a probe type is one module plus a line in `module` and in
 //! `validate`.
+//! The trait's defaults are what most types share: silence means
+//! filtered, answers measure the path, and ICMP errors are not believed
+//! (fail closed); a type overrides only where it differs.
 //!
 //! Invariants: modules hold no state across probes; a reply is believed
 //! only when it is addressed to one of the scanner's source addresses and
@@ -71,16 +74,23 @@ pub enum Silence {
 
 /// One probe type.
 pub trait Module: Sync {
-    /// What silence after the last try means.
-    fn silence(&self) -> Silence;
+    /// What silence after the last try means (by default: filtered, as
+    /// for every probe type whose answers are not rate limited).
+    fn silence(&self) -> Silence {
+        Silence::Means(PortState::Filtered)
+    }
 
     /// Do this type's first tries measure the path for the congestion
     /// controller? (Not when silence is often the target's ICMP limit.)
-    fn measures_path(&self) -> bool;
+    fn measures_path(&self) -> bool {
+        true
+    }
 
     /// Does an answer with `reason` say something about loss on the path?
     /// (Rate-limited ICMP errors do not: their timing is the target's.)
-    fn shows_loss(&self, reason: Reason) -> bool;
+    fn shows_loss(&self, _reason: Reason) -> bool {
+        true
+    }
 
     /// Write try `attempt` (0 = the first) of the probe for `key`, sent
     /// from `src`, into `buf` (a whole IP packet, IPv4 or IPv6 as `key.ip`
@@ -95,17 +105,30 @@ pub trait Module: Sync {
     ) -> Result<usize, BuildError>;
 
     /// Does an answer's destination port (or the quoted probe's source
-    /// port) belong to `key`? Which try it names, when it can tell.
-    fn our_port(&self, key: &ProbeKey, port: u16, cookies: &Cookies) -> Option<Option<u8>>;
+    /// port) belong to `key`? Which try it names, when it can tell. The
+    /// default, for types without ports, fails closed: never.
+    fn our_port(&self, _key: &ProbeKey, _port: u16, _cookies: &Cookies) -> Option<Option<u8>> {
+        None
+    }
 
     /// A direct answer (not an ICMP error): is it ours, and what does it say?
     fn validate(&self, pkt: &Packet<'_>, cookies: &Cookies) -> Result<Reply, Drop>;
 
     /// Does the probe an ICMP error quotes carry our cookie for `key`?
-    fn quotes_ours(&self, key: &ProbeKey, e: &IcmpError<'_>, cookies: &Cookies) -> bool;
+    /// The default fails closed: ICMP errors prove nothing about this type.
+    fn quotes_ours(&self, _key: &ProbeKey, _e: &IcmpError<'_>, _cookies: &Cookies) -> bool {
+        false
+    }
 
-    /// What an ICMP error about one of our probes says (None: nothing).
-    fn classify_error(&self, e: &IcmpError<'_>, from_target: bool) -> Option<(PortState, Reason)>;
+    /// What an ICMP error about one of our probes says (None, the
+    /// default: nothing).
+    fn classify_error(
+        &self,
+        _e: &IcmpError<'_>,
+        _from_target: bool,
+    ) -> Option<(PortState, Reason)> {
+        None
+    }
 }
 
 /// The module that makes and reads probes of `proto`.

@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use super::{Drop, Module, Reply, Silence, icmp_state};
+use super::{Drop, Module, Reply, icmp_state};
 use crate::probe::{Cookies, PortState, ProbeKey, Proto, Reason};
 use crate::wire::template::{TcpFields, TcpTemplate};
 use crate::wire::{BuildError, IcmpError, Packet, flags, tcp};
@@ -40,18 +40,6 @@ fn template(v4: bool) -> Result<&'static TcpTemplate, BuildError> {
 }
 
 impl Module for Syn {
-    fn silence(&self) -> Silence {
-        Silence::Means(PortState::Filtered)
-    }
-
-    fn measures_path(&self) -> bool {
-        true
-    }
-
-    fn shows_loss(&self, _reason: Reason) -> bool {
-        true
-    }
-
     fn make(
         &self,
         key: &ProbeKey,
