@@ -27,11 +27,11 @@
 #                chronyd, snmpd): rawscan vs nmap, each as a TCP run then a
 #                UDP run (N_SV runs; time = both), and their agreement on
 #                product and version per service
-#   control      all five control-* scenarios below (issue 7: rawscan at its
+#   control      all six control-* scenarios below (issue 7: rawscan at its
 #                DEFAULT settings, no -T and no rate flag; N_CONTROL runs per
 #                row, medians, every run checked against the truth, the
 #                goals printed per scenario and together at the end; about
-#                8 min without NMAP_LOSS20_TIMEOUT).  The target is the tcp
+#                11 min without NMAP_LOSS20_TIMEOUT).  The target is the tcp
 #                scenario's.  Not in the default list.
 #   control-default  -p- lossless: rawscan vs nmap -T4 and nmap default
 #                (goal: >= 4x faster than nmap -T4, exact)
