@@ -26,6 +26,8 @@ pub mod safefile;
 pub mod scan;
 pub mod services;
 pub mod targets;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod validate;
 pub mod version;
 pub mod wire;

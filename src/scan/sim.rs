@@ -27,23 +27,7 @@ use crate::scan::hosts::Timing;
 use crate::targets::parse_hosts;
 use crate::validate::Reply;
 
-/// splitmix64: small, seeded, good enough for loss decisions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+use crate::testutil::SplitMix64 as Rng;
 
 /// The path between scanner and targets.
 #[derive(Clone, Copy, Debug)]
@@ -229,9 +213,7 @@ impl Net {
     /// When the scanner can next run, if it is stalled at `vt`.
     fn stalled_until(&mut self, vt: Duration) -> Option<Duration> {
         let (run, stall, mut run_end, mut stall_end) = self.stalls?;
-        let draw = |rng: &mut Rng, mean: Duration| {
-            mean.mul_f64(0.5 + (rng.next() >> 11) as f64 / (1u64 << 53) as f64)
-        };
+        let draw = |rng: &mut Rng, mean: Duration| mean.mul_f64(0.5 + rng.unit());
         while vt >= stall_end {
             run_end = stall_end + draw(&mut self.stall_rng, run);
             stall_end = run_end + draw(&mut self.stall_rng, stall);

@@ -152,21 +152,7 @@ mod tests {
     use crate::wire::flags;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    /// A seeded splitmix64: the tests' fields are random but replayable.
-    struct StdRng(u64);
-
-    impl StdRng {
-        fn seed_from_u64(s: u64) -> Self {
-            StdRng(s)
-        }
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-    }
+    use crate::testutil::SplitMix64 as Rng;
 
     fn shapes() -> Vec<tcp::Repr> {
         vec![
@@ -189,14 +175,14 @@ mod tests {
     }
 
     /// Random lab addresses (198.18.0.0/15, 2001:db8::/32) and fields.
-    fn random_fields(rng: &mut StdRng, v4: bool) -> TcpFields {
+    fn random_fields(rng: &mut Rng, v4: bool) -> TcpFields {
         let (src, dst) = if v4 {
-            let a = |r: &mut StdRng| {
+            let a = |r: &mut Rng| {
                 IpAddr::V4(Ipv4Addr::from(0xC612_0000 | (r.next() as u32 & 0x1_FFFF)))
             };
             (a(rng), a(rng))
         } else {
-            let a = |r: &mut StdRng| {
+            let a = |r: &mut Rng| {
                 IpAddr::V6(Ipv6Addr::from(
                     (0x2001_0db8u128 << 96)
                         | (u128::from(r.next()) << 32) >> 32
@@ -218,7 +204,7 @@ mod tests {
 
     #[test]
     fn fill_matches_the_emitters_byte_for_byte() {
-        let mut rng = StdRng::seed_from_u64(7);
+        let mut rng = Rng(7);
         for shape in shapes() {
             for v4 in [true, false] {
                 let t = TcpTemplate::new(shape, v4).unwrap();
@@ -246,7 +232,7 @@ mod tests {
 
     #[test]
     fn the_checksums_verify() {
-        let mut rng = StdRng::seed_from_u64(8);
+        let mut rng = Rng(8);
         for v4 in [true, false] {
             let t = TcpTemplate::new(tcp::syn_probe(0, 0, 0), v4).unwrap();
             for _ in 0..500 {
@@ -269,7 +255,7 @@ mod tests {
     #[test]
     fn refuses_a_short_buffer_and_a_mixed_family() {
         let t = TcpTemplate::new(tcp::syn_probe(0, 0, 0), true).unwrap();
-        let mut rng = StdRng::seed_from_u64(9);
+        let mut rng = Rng(9);
         let f = random_fields(&mut rng, true);
         let mut small = [0u8; 43];
         assert_eq!(
