@@ -618,6 +618,14 @@ fn recv6(fd: RawFd, buf: &mut [u8]) -> Option<(usize, Ipv6Meta)> {
     Some((n as usize, meta))
 }
 
+/// One datagram waiting on `fd` into `buf`, without blocking; None when
+/// there is none (or on an error).
+fn recv_now(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+    let len = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    (len > 0).then_some(len as usize)
+}
+
 fn recv_loop(
     rx: Vec<RxSock>,
     replies: Sender<Vec<Reply>>,
@@ -659,20 +667,11 @@ fn recv_loop(
             for _ in 0..1024 {
                 let parsed = match sock {
                     RxSock::V4(r) => {
-                        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
-                        let len = unsafe {
-                            libc::recv(
-                                r.socket.fd,
-                                buf.as_mut_ptr().cast(),
-                                buf.len(),
-                                libc::MSG_DONTWAIT,
-                            )
-                        };
-                        if len <= 0 {
+                        let Some(len) = recv_now(r.socket.fd, &mut buf) else {
                             break;
-                        }
+                        };
                         Counters::inc(&c.received);
-                        wire::parse_ipv4(&buf[..len as usize])
+                        wire::parse_ipv4(&buf[..len])
                     }
                     RxSock::V6(fd, p) => {
                         let Some((len, meta)) = recv6(fd.as_raw_fd(), &mut buf) else {
@@ -682,20 +681,11 @@ fn recv_loop(
                         wire::parse_ipv6_payload(meta, *p, &buf[..len])
                     }
                     RxSock::Arp(fd, mac) => {
-                        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
-                        let len = unsafe {
-                            libc::recv(
-                                fd.as_raw_fd(),
-                                buf.as_mut_ptr().cast(),
-                                buf.len(),
-                                libc::MSG_DONTWAIT,
-                            )
-                        };
-                        if len <= 0 {
+                        let Some(len) = recv_now(fd.as_raw_fd(), &mut buf) else {
                             break;
-                        }
+                        };
                         Counters::inc(&c.received);
-                        let reply = match wire::parse_frame(&buf[..len as usize]) {
+                        let reply = match wire::parse_frame(&buf[..len]) {
                             Ok(Frame {
                                 payload: FramePayload::Arp(a),
                                 ..
