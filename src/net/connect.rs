@@ -43,6 +43,7 @@ fn reply(p: &Probe, (state, reason): (PortState, Reason)) -> Reply {
     }
 }
 
+#[derive(Clone, Copy)]
 pub struct Connect;
 
 /// Reset instead of FIN on close (SO_LINGER 0), so the target keeps no
@@ -120,5 +121,5 @@ impl Technique for Connect {
 }
 
 pub fn start(counters: Arc<Counters>) -> anyhow::Result<Backend> {
-    worker::start(Connect, "rawscan-connect", counters)
+    worker::start_pool(Connect, "rawscan-connect", counters)
 }

@@ -1,5 +1,8 @@
 //! A socket-per-probe worker for the unprivileged backends (TCP connect
 //! and connected UDP): one thread multiplexes non-blocking sockets with mio.
+//! The connect scan runs a pool of them, one per core (`start_pool`): its
+//! cost is the kernel's socket, connect and close, which one thread
+//! serialises on one core.
 //!
 //! Each turn of the loop opens at most `OPEN_BATCH` sockets, then reads
 //! what became ready (without waiting while probes are queued), hands the
@@ -81,6 +84,8 @@ const OPEN_BATCH: usize = 64;
 const BUSY_WAIT: Duration = Duration::from_millis(1);
 /// Longest wait in epoll when idle.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
+/// Most worker threads of a pool (`start_pool`).
+const MAX_WORKERS: usize = 4;
 
 /// Raise the soft RLIMIT_NOFILE to the hard limit and return the number of
 /// sockets the scan may keep open, leaving room for everything else.
@@ -118,6 +123,17 @@ pub fn start<T: Technique>(
     start_with_budget(tech, name, counters, socket_budget())
 }
 
+/// Start one worker thread for `tech` per core (at most `MAX_WORKERS`),
+/// sharing the socket budget, the probe queue and the reply queue.
+pub fn start_pool<T: Technique + Clone>(
+    tech: T,
+    name: &str,
+    counters: Arc<Counters>,
+) -> anyhow::Result<Backend> {
+    let n = thread::available_parallelism().map_or(1, |n| n.get());
+    spawn(tech, name, counters, socket_budget(), n.clamp(1, MAX_WORKERS))
+}
+
 /// Start a worker thread for `tech` with at most `max` sockets open.
 pub fn start_with_budget<T: Technique>(
     tech: T,
@@ -125,21 +141,60 @@ pub fn start_with_budget<T: Technique>(
     counters: Arc<Counters>,
     max: usize,
 ) -> anyhow::Result<Backend> {
+    let mut one = Some(tech);
+    spawn_each(
+        move || one.take().expect("one worker"),
+        name,
+        counters,
+        max,
+        1,
+    )
+}
+
+fn spawn<T: Technique + Clone>(
+    tech: T,
+    name: &str,
+    counters: Arc<Counters>,
+    max: usize,
+    workers: usize,
+) -> anyhow::Result<Backend> {
+    spawn_each(move || tech.clone(), name, counters, max, workers)
+}
+
+/// `workers` threads, each with its own poll and an equal share of `max`
+/// sockets, taking batches from one probe queue (a retry may land on
+/// another worker than its first try: it opens its own socket, and the
+/// engine ignores whichever answer comes second).
+fn spawn_each<T: Technique>(
+    mut make: impl FnMut() -> T,
+    name: &str,
+    counters: Arc<Counters>,
+    max: usize,
+    workers: usize,
+) -> anyhow::Result<Backend> {
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);
-    let poll = Poll::new()?;
-    let c = counters.clone();
-    let worker = thread::Builder::new()
-        .name(name.into())
-        .spawn(move || Worker::new(tech, poll, max).run(probe_rx, reply_tx, stop_rx, &c))?;
+    let share = (max / workers).max(8);
+    let mut handles = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let poll = Poll::new()?;
+        let c = counters.clone();
+        let (probes, replies, stop) = (probe_rx.clone(), reply_tx.clone(), stop_rx.clone());
+        let tech = make();
+        handles.push(
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || Worker::new(tech, poll, share).run(probes, replies, stop, &c))?,
+        );
+    }
     Ok(Backend::new(
         probe_tx,
         reply_rx,
         counters,
-        Some(max),
+        Some(share * workers),
         stop_tx,
-        vec![worker],
+        handles,
     ))
 }
 
