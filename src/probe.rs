@@ -150,6 +150,9 @@ pub enum Reason {
     ArpResponse,
     /// Host discovery: a Neighbour Advertisement for the target address.
     NdResponse,
+    /// Host discovery: the target is one of this machine's own addresses
+    /// (nmap's name; it is up without a probe).
+    LocalhostResponse,
 }
 
 impl Reason {
@@ -176,6 +179,7 @@ impl Reason {
             Reason::TimestampReply => "timestamp-reply",
             Reason::ArpResponse => "arp-response",
             Reason::NdResponse => "nd-response",
+            Reason::LocalhostResponse => "localhost-response",
         }
     }
 
@@ -192,7 +196,8 @@ impl Reason {
             | Reason::EchoReply
             | Reason::TimestampReply
             | Reason::ArpResponse
-            | Reason::NdResponse => false,
+            | Reason::NdResponse
+            | Reason::LocalhostResponse => false,
             Reason::NetUnreach
             | Reason::HostUnreach
             | Reason::ProtoUnreach
@@ -207,11 +212,14 @@ impl Reason {
         }
     }
 
-    pub const ALL: [Reason; 17] = [
+    /// Every reason (`from_name` reads back any of them: `rawscan merge`
+    /// and resume read the names NDJSON wrote).
+    pub const ALL: [Reason; 22] = [
         Reason::SynAck,
         Reason::Reset,
         Reason::ConnRefused,
         Reason::UdpResponse,
+        Reason::UdpResponseUnverified,
         Reason::NoResponse,
         Reason::NetUnreach,
         Reason::HostUnreach,
@@ -221,10 +229,14 @@ impl Reason {
         Reason::HostProhibited,
         Reason::AdminProhibited,
         Reason::TimeExceeded,
+        Reason::NoRoute,
+        Reason::BeyondScope,
+        Reason::RejectRoute,
         Reason::EchoReply,
         Reason::TimestampReply,
         Reason::ArpResponse,
         Reason::NdResponse,
+        Reason::LocalhostResponse,
     ];
 
     /// The reason named `s` (as `as_str` writes it).
@@ -399,6 +411,55 @@ mod tests {
         }
         assert_eq!(Reason::from_name("bogus"), None);
         assert_eq!(PortState::from_name("Open"), None);
+    }
+
+    /// Regression: `ALL` missed udp-response-unverified, no-route,
+    /// beyond-scope and reject-route, so `rawscan merge` refused NDJSON
+    /// lines an IPv6 or UDP scan wrote. The exhaustive match below stops
+    /// compiling when a reason is added, and the count then checks `ALL`.
+    #[test]
+    fn all_lists_every_reason_once() {
+        fn ordinal(r: Reason) -> usize {
+            match r {
+                Reason::SynAck => 0,
+                Reason::Reset => 1,
+                Reason::ConnRefused => 2,
+                Reason::UdpResponse => 3,
+                Reason::UdpResponseUnverified => 4,
+                Reason::NoResponse => 5,
+                Reason::NetUnreach => 6,
+                Reason::HostUnreach => 7,
+                Reason::ProtoUnreach => 8,
+                Reason::PortUnreach => 9,
+                Reason::NetProhibited => 10,
+                Reason::HostProhibited => 11,
+                Reason::AdminProhibited => 12,
+                Reason::TimeExceeded => 13,
+                Reason::NoRoute => 14,
+                Reason::BeyondScope => 15,
+                Reason::RejectRoute => 16,
+                Reason::EchoReply => 17,
+                Reason::TimestampReply => 18,
+                Reason::ArpResponse => 19,
+                Reason::NdResponse => 20,
+                Reason::LocalhostResponse => 21,
+            }
+        }
+        let mut seen = [false; Reason::ALL.len()];
+        for r in Reason::ALL {
+            let i = ordinal(r);
+            assert!(!seen[i], "{r:?} twice");
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        for name in [
+            "no-route",
+            "beyond-scope",
+            "reject-route",
+            "udp-response-unverified",
+        ] {
+            assert!(Reason::from_name(name).is_some(), "{name}");
+        }
     }
     use std::net::Ipv4Addr;
 

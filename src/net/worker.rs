@@ -131,7 +131,13 @@ pub fn start_pool<T: Technique + Clone>(
     counters: Arc<Counters>,
 ) -> anyhow::Result<Backend> {
     let n = thread::available_parallelism().map_or(1, |n| n.get());
-    spawn(tech, name, counters, socket_budget(), n.clamp(1, MAX_WORKERS))
+    spawn(
+        tech,
+        name,
+        counters,
+        socket_budget(),
+        n.clamp(1, MAX_WORKERS),
+    )
 }
 
 /// Start a worker thread for `tech` with at most `max` sockets open.

@@ -729,6 +729,32 @@ mod tests {
         assert_eq!(v["details"]["http-title"], "rawscan lab");
     }
 
+    /// Regression: every reason an IPv6 or UDP scan writes reads back
+    /// (`rawscan merge` refused "no-route" and three others).
+    #[test]
+    fn every_reason_written_reads_back() {
+        for reason in Reason::ALL {
+            let r = PortResult {
+                key: ProbeKey {
+                    ip: "2001:db8::2".parse().unwrap(),
+                    port: 53,
+                    proto: Proto::Udp,
+                },
+                state: PortState::Filtered,
+                reason,
+                ttl: Some(64),
+            };
+            let mut nd = Ndjson::new(Vec::new());
+            nd.result(&r).unwrap();
+            let text = String::from_utf8(nd.into_inner()).unwrap();
+            assert_eq!(
+                parse_line(text.trim()),
+                Ok(Some(Line::Port(r))),
+                "{reason:?}: {text}"
+            );
+        }
+    }
+
     #[test]
     fn huge_host_counts_stay_exact() {
         let mut nd = Ndjson::new(Vec::new());
