@@ -72,6 +72,14 @@ pub struct Backends {
 
 /// Open the backend(s) the config asks for. The one place that decides
 /// raw versus unprivileged techniques.
+/// The targets that are this machine's own (non-loopback) addresses.
+fn own_targets(hosts: &crate::targets::HostSet) -> Vec<std::net::IpAddr> {
+    net::route::local_addresses()
+        .into_iter()
+        .filter(|ip| hosts.contains(*ip))
+        .collect()
+}
+
 pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
     let cookies = Cookies::new(cfg.cookie_key);
     let counters = Arc::new(Counters::default());
@@ -82,7 +90,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
     // Ethernet segment (and not --disable-arp-ping).
     let link = disc
         .filter(|d| !d.disable_arp)
-        .and_then(|_| net::route::segment_of(&cfg.hosts));
+        .and_then(|_| net::route::segment_of(&cfg.hosts.without(&own_targets(&cfg.hosts))));
     let on_link = link.is_some();
     let needs = net::raw::Needs {
         udp: cfg.udp || disc.is_some_and(|d| d.wants_udp()),
@@ -755,8 +763,11 @@ fn scan(
     if let Some(d) = &cfg.discovery {
         let probes = d.probes(backed.discovery_raw, backed.discovery_on_link);
         let on = discovery_backend.as_ref().unwrap_or(&backend);
-        let (f, s) = discovery::run(
-            &cfg.hosts,
+        // The machine's own addresses are up without a probe (nmap's
+        // localhost-response): no ARP reply ever names them.
+        let own = own_targets(&cfg.hosts);
+        let (mut f, s) = discovery::run(
+            &cfg.hosts.without(&own),
             probes,
             plan.seed(),
             cfg.settings(),
@@ -768,6 +779,7 @@ fn scan(
         if let Some(b) = discovery_backend {
             b.join();
         }
+        f.add_own(&own);
         if cfg.verbose > 0 {
             collector.note(&format!(
                 "rawscan: host discovery: {} of {} hosts up in {:.2}s",

@@ -31,7 +31,7 @@ use crate::control::retry::Budget;
 use crate::engine::{self, HostInfo, Progress, Sink, Summary};
 use crate::net::Backend;
 use crate::plan::{Plan, Shard};
-use crate::probe::{PortResult, PortState, Proto};
+use crate::probe::{PortResult, PortState, Proto, Reason};
 use crate::probes::icmp;
 use crate::scan::Settings;
 use crate::targets::HostSet;
@@ -140,6 +140,19 @@ pub struct Found {
 }
 
 impl Found {
+    /// `own` (the machine's own addresses among the targets) are up, as
+    /// nmap reports them: `localhost-response`, no latency.
+    pub fn add_own(&mut self, own: &[IpAddr]) {
+        for ip in own {
+            self.up.entry(*ip).or_insert(HostInfo {
+                latency: None,
+                reason: Some(Reason::LocalhostResponse),
+                ttl: None,
+                mac: None,
+            });
+        }
+    }
+
     /// The live hosts as a target set (sorted, for a port-scan plan).
     pub fn live_set(&self) -> HostSet {
         HostSet::from_addrs(self.up.keys().copied())

@@ -203,6 +203,12 @@ impl HostSet {
         (r.v6 == v6 && x <= r.end).then(|| self.starts[k - 1] + (x - r.start))
     }
 
+    /// The same set without `ips`.
+    pub fn without(&self, ips: &[IpAddr]) -> HostSet {
+        let gone = HostSet::from_addrs(ips.iter().copied());
+        HostSet::from_disjoint(subtract(self.ranges.clone(), &gone.ranges)).unwrap_or_default()
+    }
+
     /// The ranges, ascending: (is IPv6, first, last) as integers.
     pub fn ranges(&self) -> impl Iterator<Item = (bool, u128, u128)> + '_ {
         self.ranges.iter().map(|r| (r.v6, r.start, r.end))
@@ -815,6 +821,22 @@ mod tests {
 
     fn ips(v: &[&str]) -> Vec<IpAddr> {
         v.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn without_removes_only_the_addresses_given() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let set = HostSet::from_addrs(
+            (0..8u8)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(198, 18, 0, i)))
+                .chain([ip("2001:db8::1")]),
+        );
+        let w = set.without(&[ip("198.18.0.1"), ip("198.18.0.7"), ip("198.19.0.1")]);
+        assert_eq!(w.len(), 7);
+        assert!(!w.contains(ip("198.18.0.1")) && !w.contains(ip("198.18.0.7")));
+        assert!(w.contains(ip("198.18.0.0")) && w.contains(ip("198.18.0.2")));
+        assert!(w.contains(ip("2001:db8::1")));
+        assert_eq!(set.without(&[]).len(), set.len());
     }
 
     #[test]

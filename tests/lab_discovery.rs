@@ -309,3 +309,43 @@ fn sn_xml_is_valid_and_ndiff_against_nmap_shows_no_host_state_difference() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The scanner's own address among the targets is up, as nmap says
+/// (`localhost-response`, no probe: an ARP request for one's own address
+/// draws no reply). Regression: it came out down, and a port scan of it
+/// said "0 hosts up" after waiting 2 s.
+#[test]
+fn the_scanners_own_address_is_up_as_nmap_says() {
+    let Some(lab) = discovery_lab(&["nmap"]) else {
+        return;
+    };
+    let (out, _) = timed(&lab, &["-sn", "-n", "--reason", SWEEP]);
+    assert_success("-sn", &out);
+    let normal = text(&out.stdout);
+    let mut want = live_on_link();
+    want.insert(SCANNER_IP.to_string());
+    assert_eq!(up_hosts(&normal), want, "{normal}");
+    let r = reasons(&normal);
+    assert_eq!(
+        r.get(SCANNER_IP).map(String::as_str),
+        Some("localhost-response"),
+        "{normal}"
+    );
+    assert_eq!(summary_counts(&normal), Some((256, 6)), "{normal}");
+
+    let nmap = lab.run_in_scanner("nmap", &["-sn", "-n", SWEEP]);
+    assert_success("nmap -sn", &nmap);
+    let theirs: BTreeSet<String> = text(&nmap.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Nmap scan report for "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(up_hosts(&normal), theirs, "nmap:\n{}", text(&nmap.stdout));
+
+    // A port scan of it runs at once and answers like loopback.
+    let (out, _) = timed(&lab, &["-p", "22,80", "-n", SCANNER_IP]);
+    assert_success("port scan of the scanner's address", &out);
+    let normal = text(&out.stdout);
+    assert!(normal.contains("(1 host up)"), "{normal}");
+    assert!(normal.contains("80/tcp"), "{normal}");
+}

@@ -9,6 +9,9 @@
 //! uses ARP / Neighbour Discovery only when every target is on-link on one
 //! interface.
 //!
+//! `local_addresses` lists the machine's own addresses (a target that is
+//! one of them is up without a probe).
+//!
 //! Invariants: the parsers are pure and total (a malformed line is
 //! skipped); nothing here sends a packet.
 
@@ -204,6 +207,49 @@ pub fn segment_of(hosts: &HostSet) -> Option<Link> {
         }
     }
     link(&iface?)
+}
+
+/// This machine's own addresses, loopback excluded (a loopback target
+/// answers probes itself): every address of every interface, from
+/// `getifaddrs(3)`. Host discovery calls such a target up without a probe,
+/// as nmap does (`localhost-response`): an ARP request for one's own
+/// address draws no reply.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr whose family says its type.
+        let ip = unsafe {
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                }
+                libc::AF_INET6 => {
+                    let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))
+                }
+                _ => continue,
+            }
+        };
+        if !ip.is_loopback() && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
 }
 
 #[cfg(test)]
