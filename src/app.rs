@@ -774,7 +774,7 @@ fn scan(
             on,
             cfg.verbose > 0,
             &interrupts,
-            &mut |_| {},
+            &mut |p| collector.discovery_progress(p),
         )?;
         if let Some(b) = discovery_backend {
             b.join();

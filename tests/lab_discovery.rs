@@ -349,3 +349,35 @@ fn the_scanners_own_address_is_up_as_nmap_says() {
     assert!(normal.contains("(1 host up)"), "{normal}");
     assert!(normal.contains("80/tcp"), "{normal}");
 }
+
+/// Host discovery shows its progress: `--stats-every` lines labelled as
+/// nmap's phase ("Ping Scan") while the silent addresses time out.
+/// Regression: discovery ran with no progress at all.
+#[test]
+fn discovery_reports_progress_with_stats_every() {
+    let Some(lab) = discovery_lab(&[]) else {
+        return;
+    };
+    let (out, secs) = timed(
+        &lab,
+        &[
+            "-sn",
+            "-n",
+            "--disable-arp-ping",
+            "--stats-every",
+            "100ms",
+            SWEEP,
+            "--exclude",
+            SCANNER_IP,
+        ],
+    );
+    assert_success("-sn --stats-every", &out);
+    let err = text(&out.stderr);
+    // The silent addresses keep discovery busy for well over 100 ms.
+    assert!(secs > 0.2, "discovery took only {secs:.2}s");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("Stats: ") && l.contains("Ping Scan")),
+        "no Ping Scan stats line on stderr:\n{err}"
+    );
+}

@@ -165,6 +165,8 @@ pub struct Collector<'a> {
     ndjson: Option<ndjson::Ndjson<Box<dyn Write + 'a>>>,
     progress: progress::ProgressLine,
     stats: Option<progress::StatsEvery>,
+    /// `--stats-every` during host discovery (its own clock and label).
+    ping_stats: Option<progress::StatsEvery>,
     /// The first error writing the NDJSON stream (reported at the end).
     pub stream_error: Option<std::io::Error>,
     /// Results the report refused (a port outside the scan's list, or a
@@ -182,6 +184,7 @@ impl<'a> Collector<'a> {
             ndjson: None,
             progress: progress::ProgressLine::new(false),
             stats: None,
+            ping_stats: None,
             stream_error: None,
             rejected: 0,
         }
@@ -207,6 +210,18 @@ impl<'a> Collector<'a> {
     pub fn with_stats_every(mut self, s: Option<progress::StatsEvery>) -> Self {
         self.stats = s;
         self
+    }
+
+    /// Host discovery's progress: the same bar, and `--stats-every`
+    /// lines labelled "Ping Scan" (nmap's name for the phase).
+    pub fn discovery_progress(&mut self, p: &Progress) {
+        self.progress.update(p);
+        if self.ping_stats.is_none() {
+            self.ping_stats = self.stats.clone().map(|s| s.label("Ping Scan"));
+        }
+        if let Some(s) = self.ping_stats.as_mut() {
+            let _ = s.maybe_print(p, self.stderr);
+        }
     }
 
     /// A line on stderr (above the progress line, if one is drawn).
