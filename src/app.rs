@@ -57,7 +57,7 @@ pub struct Backed {
     pub udp_unprivileged: bool,
     /// Host discovery uses raw sockets (else TCP connect to 80 and 443).
     pub discovery_raw: bool,
-    /// Every target is on one local Ethernet segment (ARP / ND possible).
+    /// Some targets are on one local Ethernet segment (ARP / ND for them).
     pub discovery_on_link: bool,
 }
 
@@ -68,11 +68,16 @@ pub struct Backends {
     /// None: discovery (if any) runs on `scan`.
     pub discovery: Option<Backend>,
     pub backed: Backed,
+    /// Host discovery's passes: the targets each covers (the machine's
+    /// own addresses left out) and whether by ARP / ND (on the segment) or
+    /// by IP-level probes (the rest). None: one IP-level pass over every
+    /// target.
+    pub discovery_passes: Option<Vec<(crate::targets::HostSet, bool)>>,
 }
 
 /// Open the backend(s) the config asks for. The one place that decides
 /// raw versus unprivileged techniques.
-/// The targets that are this machine's own (non-loopback) addresses.
+/// The targets that are this machine's own addresses.
 fn own_targets(hosts: &crate::targets::HostSet) -> Vec<std::net::IpAddr> {
     net::route::local_addresses()
         .into_iter()
@@ -88,9 +93,27 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
     let scan_raw = !only && (cfg.tcp == Some(TcpScan::Syn) || cfg.udp);
     // ARP / Neighbour Discovery when every target is on one local
     // Ethernet segment (and not --disable-arp-ping).
-    let link = disc
+    // Discovery's targets: the machine's own addresses need no probe.
+    let own = if disc.is_some() {
+        own_targets(&cfg.hosts)
+    } else {
+        Vec::new()
+    };
+    let without_own = (!own.is_empty()).then(|| cfg.hosts.without(&own));
+    let targets = without_own.as_ref().unwrap_or(&cfg.hosts);
+    let split = disc
         .filter(|d| !d.disable_arp)
-        .and_then(|_| net::route::segment_of(&cfg.hosts.without(&own_targets(&cfg.hosts))));
+        .and_then(|_| net::route::split_segment(targets));
+    let (link, discovery_passes) = match split {
+        Some((link, on, rest)) => {
+            let mut passes = vec![(on, true)];
+            if !rest.is_empty() {
+                passes.push((rest, false));
+            }
+            (Some(link), Some(passes))
+        }
+        None => (None, without_own.map(|t| vec![(t, false)])),
+    };
     let on_link = link.is_some();
     let needs = net::raw::Needs {
         udp: cfg.udp || disc.is_some_and(|d| d.wants_udp()),
@@ -119,6 +142,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
             None => tcp_connect()?,
         };
         return Ok(Backends {
+            discovery_passes,
             scan,
             discovery: None,
             backed: Backed {
@@ -167,6 +191,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
         scan,
         discovery,
         backed,
+        discovery_passes,
     })
 }
 
@@ -659,6 +684,7 @@ fn scan(
         scan: backend,
         discovery: discovery_backend,
         backed,
+        discovery_passes,
     } = backends;
     let ndjson_file = files.take("-oJ");
     let mut outs = Reports::take(&mut files);
@@ -761,25 +787,42 @@ fn scan(
     let mut live_plan: Option<Plan> = None;
     let mut found: Option<(discovery::Found, engine::Summary)> = None;
     if let Some(d) = &cfg.discovery {
-        let probes = d.probes(backed.discovery_raw, backed.discovery_on_link);
         let on = discovery_backend.as_ref().unwrap_or(&backend);
-        // The machine's own addresses are up without a probe (nmap's
-        // localhost-response): no ARP reply ever names them.
-        let own = own_targets(&cfg.hosts);
-        let (mut f, s) = discovery::run(
-            &cfg.hosts.without(&own),
-            probes,
-            plan.seed(),
-            cfg.settings(),
-            on,
-            cfg.verbose > 0,
-            &interrupts,
-            &mut |p| collector.discovery_progress(p),
-        )?;
+        // ARP / ND for the targets on the local segment, IP-level probes
+        // for the rest (nmap's choice per target), one pass each.
+        let mut f = discovery::Found::default();
+        let mut s = engine::Summary::default();
+        let passes: Vec<(&crate::targets::HostSet, bool)> = match &discovery_passes {
+            Some(p) => p.iter().map(|(h, l)| (h, *l)).collect(),
+            None => vec![(&cfg.hosts, false)],
+        };
+        for (hosts, on_link) in passes {
+            if interrupts.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            if hosts.is_empty() {
+                continue;
+            }
+            let probes = d.probes(backed.discovery_raw, on_link);
+            let (pf, ps) = discovery::run(
+                hosts,
+                probes,
+                plan.seed(),
+                cfg.settings(),
+                on,
+                cfg.verbose > 0,
+                &interrupts,
+                &mut |p| collector.discovery_progress(p),
+            )?;
+            f.absorb(pf);
+            s.absorb(&ps);
+        }
         if let Some(b) = discovery_backend {
             b.join();
         }
-        f.add_own(&own);
+        // The machine's own addresses are up without a probe (nmap's
+        // localhost-response): no ARP reply ever names them.
+        f.add_own(&own_targets(&cfg.hosts));
         if cfg.verbose > 0 {
             collector.note(&format!(
                 "rawscan: host discovery: {} of {} hosts up in {:.2}s",

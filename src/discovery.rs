@@ -140,6 +140,13 @@ pub struct Found {
 }
 
 impl Found {
+    /// Add another pass's findings (over other hosts).
+    pub fn absorb(&mut self, other: Found) {
+        self.up.extend(other.up);
+        self.down.extend(other.down);
+        self.down_count += other.down_count;
+    }
+
     /// `own` (the machine's own addresses among the targets) are up, as
     /// nmap reports them: `localhost-response`, no latency.
     pub fn add_own(&mut self, own: &[IpAddr]) {

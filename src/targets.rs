@@ -203,6 +203,20 @@ impl HostSet {
         (r.v6 == v6 && x <= r.end).then(|| self.starts[k - 1] + (x - r.start))
     }
 
+    /// Split into the ranges whose first and last addresses `keep`
+    /// accepts, and the rest.
+    pub fn partition(&self, keep: impl Fn(IpAddr, IpAddr) -> bool) -> (HostSet, HostSet) {
+        let (yes, no): (Vec<Range>, Vec<Range>) = self
+            .ranges
+            .iter()
+            .partition(|r| keep(from_int(r.v6, r.start), from_int(r.v6, r.end)));
+        // Subsets of a valid set always count.
+        (
+            HostSet::from_disjoint(yes).unwrap_or_default(),
+            HostSet::from_disjoint(no).unwrap_or_default(),
+        )
+    }
+
     /// The same set without `ips`.
     pub fn without(&self, ips: &[IpAddr]) -> HostSet {
         let gone = HostSet::from_addrs(ips.iter().copied());
@@ -821,6 +835,28 @@ mod tests {
 
     fn ips(v: &[&str]) -> Vec<IpAddr> {
         v.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn partition_splits_whole_ranges() {
+        let set = HostSet::from_addrs(
+            [
+                "198.18.0.1",
+                "198.18.0.2",
+                "198.18.0.3",
+                "198.19.0.9",
+                "2001:db8::1",
+            ]
+            .map(|s| s.parse::<IpAddr>().unwrap()),
+        );
+        let (lab, rest) = set.partition(|a, b| {
+            let in18 = |ip: IpAddr| matches!(ip, IpAddr::V4(v) if v.octets()[1] == 18);
+            in18(a) && in18(b)
+        });
+        assert_eq!((lab.len(), rest.len()), (3, 2));
+        assert!(lab.contains("198.18.0.2".parse().unwrap()));
+        assert!(rest.contains("198.19.0.9".parse().unwrap()));
+        assert!(rest.contains("2001:db8::1".parse().unwrap()));
     }
 
     #[test]

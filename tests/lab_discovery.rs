@@ -381,3 +381,41 @@ fn discovery_reports_progress_with_stats_every() {
         "no Ping Scan stats line on stderr:\n{err}"
     );
 }
+
+/// Mixed targets: the ones on the local segment are found by ARP, the
+/// others by IP-level probes, in one run (nmap's choice per target).
+/// Loopback is not on an Ethernet segment; it is one of the machine's own
+/// addresses, up without a probe as nmap says. Regression: one target off
+/// the segment made every target go without ARP, and the ARP-only host
+/// came out down.
+#[test]
+fn mixed_targets_use_arp_on_the_segment_and_ip_probes_elsewhere() {
+    let Some(lab) = discovery_lab(&["nmap"]) else {
+        return;
+    };
+    let args = ["-sn", "-n", "--reason", ARP_ONLY, PLAIN, "127.0.0.1"];
+    let (out, _) = timed(&lab, &args);
+    assert_success("-sn mixed", &out);
+    let normal = text(&out.stdout);
+    let want: BTreeSet<String> = [ARP_ONLY, PLAIN, "127.0.0.1"].map(String::from).into();
+    assert_eq!(up_hosts(&normal), want, "{normal}");
+    let r = reasons(&normal);
+    assert_eq!(
+        r.get(ARP_ONLY).map(String::as_str),
+        Some("arp-response"),
+        "{normal}"
+    );
+    assert_eq!(
+        r.get("127.0.0.1").map(String::as_str),
+        Some("localhost-response"),
+        "{normal}"
+    );
+    let nmap = lab.run_in_scanner("nmap", &args);
+    assert_success("nmap -sn mixed", &nmap);
+    let theirs: BTreeSet<String> = text(&nmap.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Nmap scan report for "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(up_hosts(&normal), theirs, "nmap:\n{}", text(&nmap.stdout));
+}

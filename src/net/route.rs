@@ -6,8 +6,8 @@
 //! A target is on-link when its longest-prefix route (lowest metric among
 //! equals) has no gateway, is up and is not a reject route, and its
 //! interface is Ethernet (ARPHRD_ETHER, which veth is too). Host discovery
-//! uses ARP / Neighbour Discovery only when every target is on-link on one
-//! interface.
+//! uses ARP / Neighbour Discovery for the targets on-link on one interface
+//! (`split_segment`), and IP-level probes for the others.
 //!
 //! `local_addresses` lists the machine's own addresses (a target that is
 //! one of them is up without a probe).
@@ -184,36 +184,40 @@ pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
 /// scattered addresses is rarely one segment).
 const MAX_RANGES: usize = 4096;
 
-/// The one Ethernet link every target of `hosts` is on, if there is one.
-pub fn segment_of(hosts: &HostSet) -> Option<Link> {
-    let routes = routes();
-    let mut iface: Option<String> = None;
-    for (i, (v6, start, end)) in hosts.ranges().enumerate() {
-        if i >= MAX_RANGES {
-            return None;
-        }
-        for x in [start, end] {
-            let ip = if v6 {
-                IpAddr::V6(Ipv6Addr::from(x))
-            } else {
-                IpAddr::V4(Ipv4Addr::from(x as u32))
-            };
-            let name = on_link_iface(&routes, ip)?;
-            match &iface {
-                Some(n) if n != name => return None,
-                Some(_) => {}
-                None => iface = Some(name.to_string()),
-            }
-        }
+/// The targets on one local Ethernet segment: whole ranges whose first
+/// and last addresses are on-link through the same Ethernet interface (the
+/// first such interface in address order), that interface, and the other
+/// targets (routed, or on another segment), which discovery probes at the
+/// IP level. None when no target is on a segment (or the set has more than
+/// `MAX_RANGES` ranges).
+pub fn split_segment(hosts: &HostSet) -> Option<(Link, HostSet, HostSet)> {
+    if hosts.ranges().nth(MAX_RANGES).is_some() {
+        return None;
     }
-    link(&iface?)
+    let routes = routes();
+    let ip = |v6: bool, x: u128| {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(x))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(x as u32))
+        }
+    };
+    let iface = hosts.ranges().find_map(|(v6, start, end)| {
+        let a = on_link_iface(&routes, ip(v6, start))?;
+        (on_link_iface(&routes, ip(v6, end)) == Some(a)).then(|| a.to_string())
+    })?;
+    let link = link(&iface)?;
+    let (on, rest) = hosts.partition(|a, b| {
+        on_link_iface(&routes, a) == Some(iface.as_str())
+            && on_link_iface(&routes, b) == Some(iface.as_str())
+    });
+    Some((link, on, rest))
 }
 
-/// This machine's own addresses, loopback excluded (a loopback target
-/// answers probes itself): every address of every interface, from
-/// `getifaddrs(3)`. Host discovery calls such a target up without a probe,
-/// as nmap does (`localhost-response`): an ARP request for one's own
-/// address draws no reply.
+/// This machine's own addresses: every address of every interface,
+/// loopback included, from `getifaddrs(3)`. Host discovery calls such a
+/// target up without a probe, as nmap does (`localhost-response`): an ARP
+/// request for one's own address draws no reply.
 pub fn local_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -243,7 +247,7 @@ pub fn local_addresses() -> Vec<IpAddr> {
                 _ => continue,
             }
         };
-        if !ip.is_loopback() && !out.contains(&ip) {
+        if !out.contains(&ip) {
             out.push(ip);
         }
     }
