@@ -1483,6 +1483,27 @@ scenario_control_connect() {
     lab_down
 }
 
+# N_CONTROL runs of send_ceiling with BATCH (1: sendto), the best one into
+# MEDIAN[KEY] (it is what the machine can do; other load on the 2 cores
+# only ever lowers a run), the others shown.
+ceiling_runs() {
+    local key=$1 batch=$2 i out r rates=()
+    printf '  %-24s %s\n' "$key" "send_ceiling $SCANNER_IP $TARGET_IP 3 $batch"
+    for i in $(seq "$N_CONTROL"); do
+        out="$WORK/c-$key-$i.txt"
+        ip netns exec "$S" "$CEILING" "$SCANNER_IP" "$TARGET_IP" 3 "$batch" >"$out" 2>&1 || true
+        r=$(grep -o '= [0-9]* packets/s' "$out" | awk '{print $2}')
+        printf '    run %d: %s\n' "$i" "$(cat "$out")"
+        [ -n "$r" ] && rates+=("$r")
+        sleep 1
+    done
+    if [ "${#rates[@]}" -gt 0 ]; then
+        MEDIAN[$key]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
+        printf '  %-24s best %s packets/s (median %s)\n' "$key" "${MEDIAN[$key]}" \
+            "$(printf '%s\n' "${rates[@]}" | median)"
+    fi
+}
+
 # The raw-send ceiling: examples/send_ceiling (rawscan's own SYN builder,
 # one sendto per packet, 3 s) against the same target, N_CONTROL runs, the
 # best one; then rawscan -T5 -p- and -T5 --min-rate 1000000 -p-: their
@@ -1491,40 +1512,10 @@ scenario_control_connect() {
 scenario_control_ceiling() {
     control_lab
     echo "== control-ceiling: raw sendto ceiling vs rawscan -T5 -p- achieved rate"
-    local i out rates=() r
-    printf '  %-24s %s\n' send-ceiling "send_ceiling $SCANNER_IP $TARGET_IP 3"
-    for i in $(seq "$N_CONTROL"); do
-        out="$WORK/c-ceiling-$i.txt"
-        ip netns exec "$S" "$CEILING" "$SCANNER_IP" "$TARGET_IP" 3 >"$out" 2>&1 || true
-        r=$(grep -o '= [0-9]* packets/s' "$out" | awk '{print $2}')
-        printf '    run %d: %s\n' "$i" "$(cat "$out")"
-        [ -n "$r" ] && rates+=("$r")
-        sleep 1
-    done
-    # The ceiling is the best run (it is what the machine can do; other
-    # load on the 2 cores only ever lowers a run), the others are shown.
-    if [ "${#rates[@]}" -gt 0 ]; then
-        MEDIAN[ceiling]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-        printf '  %-24s best %s packets/s (median %s)\n' send-ceiling "${MEDIAN[ceiling]}" \
-            "$(printf '%s\n' "${rates[@]}" | median)"
-    fi
+    ceiling_runs ceiling 1
     # The batched ceiling (64 packets per sendmmsg, as rawscan's sender):
     # a stricter yardstick, shown beside the issue's sendto one.
-    rates=()
-    printf '  %-24s %s\n' send-ceiling-mmsg "send_ceiling $SCANNER_IP $TARGET_IP 3 64"
-    for i in $(seq "$N_CONTROL"); do
-        out="$WORK/c-ceiling-mmsg-$i.txt"
-        ip netns exec "$S" "$CEILING" "$SCANNER_IP" "$TARGET_IP" 3 64 >"$out" 2>&1 || true
-        r=$(grep -o '= [0-9]* packets/s' "$out" | awk '{print $2}')
-        printf '    run %d: %s\n' "$i" "$(cat "$out")"
-        [ -n "$r" ] && rates+=("$r")
-        sleep 1
-    done
-    if [ "${#rates[@]}" -gt 0 ]; then
-        MEDIAN[ceiling-mmsg]=$(printf '%s\n' "${rates[@]}" | sort -g | tail -1)
-        printf '  %-24s best %s packets/s (median %s)\n' send-ceiling-mmsg "${MEDIAN[ceiling-mmsg]}" \
-            "$(printf '%s\n' "${rates[@]}" | median)"
-    fi
+    ceiling_runs ceiling-mmsg 64
     bench_cmd rawscan-T5 rawscan 300 "$RAWSCAN" -T5 -p- -n -v "$TARGET_IP"
     bench_cmd rawscan-T5-minrate rawscan 300 "$RAWSCAN" -T5 --min-rate 1000000 -p- -n -v "$TARGET_IP"
     local k

@@ -28,6 +28,17 @@ fn timed(lab: &common::Lab, args: &[&str]) -> (std::process::Output, f64) {
     (out, secs)
 }
 
+/// The hosts `nmap ARGS` (an `-sn` run in the scanner's namespace) reports.
+fn nmap_sn_up(lab: &common::Lab, args: &[&str]) -> BTreeSet<String> {
+    let nmap = lab.run_in_scanner("nmap", args);
+    assert_success("nmap -sn", &nmap);
+    text(&nmap.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Nmap scan report for "))
+        .map(str::to_string)
+        .collect()
+}
+
 /// `reason` of each host line of a normal `--reason` report.
 fn reasons(normal: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
@@ -333,14 +344,7 @@ fn the_scanners_own_address_is_up_as_nmap_says() {
     );
     assert_eq!(summary_counts(&normal), Some((256, 6)), "{normal}");
 
-    let nmap = lab.run_in_scanner("nmap", &["-sn", "-n", SWEEP]);
-    assert_success("nmap -sn", &nmap);
-    let theirs: BTreeSet<String> = text(&nmap.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("Nmap scan report for "))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(up_hosts(&normal), theirs, "nmap:\n{}", text(&nmap.stdout));
+    assert_eq!(up_hosts(&normal), nmap_sn_up(&lab, &["-sn", "-n", SWEEP]));
 
     // A port scan of it runs at once and answers like loopback.
     let (out, _) = timed(&lab, &["-p", "22,80", "-n", SCANNER_IP]);
@@ -410,12 +414,5 @@ fn mixed_targets_use_arp_on_the_segment_and_ip_probes_elsewhere() {
         Some("localhost-response"),
         "{normal}"
     );
-    let nmap = lab.run_in_scanner("nmap", &args);
-    assert_success("nmap -sn mixed", &nmap);
-    let theirs: BTreeSet<String> = text(&nmap.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("Nmap scan report for "))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(up_hosts(&normal), theirs, "nmap:\n{}", text(&nmap.stdout));
+    assert_eq!(up_hosts(&normal), nmap_sn_up(&lab, &args));
 }

@@ -411,8 +411,16 @@ mod tests {
     }
 
     fn scenario(path: Path, ports: u16, seed: u64) -> (Outcome, Vec<Target>) {
+        one_host(path, ports, seed, false)
+    }
+
+    /// One TCP host behind `path`, the scanner's CPU contended or not.
+    fn one_host(path: Path, ports: u16, seed: u64, stalls: bool) -> (Outcome, Vec<Target>) {
         let targets = vec![Target::new("198.18.0.2", tcp_host)];
         let mut net = Net::new(path, targets.clone(), seed);
+        if stalls {
+            net = net.with_stalls(Duration::from_millis(3), Duration::from_millis(9));
+        }
         let o = run(
             plan("198.18.0.2", tcp_ports(ports), seed),
             settings(),
@@ -593,15 +601,7 @@ mod tests {
     /// processes beside it on two cores): replies are read late and in
     /// bursts, which looks like queueing delay to a naive controller.
     fn contended(path: Path, ports: u16, seed: u64) -> (Outcome, Vec<Target>) {
-        let targets = vec![Target::new("198.18.0.2", tcp_host)];
-        let mut net = Net::new(path, targets.clone(), seed)
-            .with_stalls(Duration::from_millis(3), Duration::from_millis(9));
-        let o = run(
-            plan("198.18.0.2", tcp_ports(ports), seed),
-            settings(),
-            &mut net,
-        );
-        (o, targets)
+        one_host(path, ports, seed, true)
     }
 
     /// Regression (bench, 2026-12-06): with seven busy loops on the two
