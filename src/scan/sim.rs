@@ -614,9 +614,10 @@ mod tests {
         assert_eq!(o.results.len(), 65_535);
         assert_eq!(o.wrong(&t), Vec::<String>::new());
         report("contended CPU, clean LAN", &o, clean.elapsed);
-        // A quarter of the CPU: at best about 4x the uncontended time.
+        // The controller that read scheduling delay as a queue took 4.4x
+        // the uncontended time here; now about 1.3x.
         assert!(
-            o.elapsed < clean.elapsed * 8,
+            o.elapsed < clean.elapsed.mul_f64(2.5),
             "{:?} vs uncontended {:?}",
             o.elapsed,
             clean.elapsed
