@@ -73,6 +73,8 @@ pub struct Backends {
     /// by IP-level probes (the rest). None: one IP-level pass over every
     /// target.
     pub discovery_passes: Option<Vec<(crate::targets::HostSet, bool)>>,
+    /// The machine's own addresses among the targets (up without a probe).
+    pub own: Vec<std::net::IpAddr>,
 }
 
 /// Open the backend(s) the config asks for. The one place that decides
@@ -143,6 +145,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
         };
         return Ok(Backends {
             discovery_passes,
+            own,
             scan,
             discovery: None,
             backed: Backed {
@@ -192,6 +195,7 @@ pub fn start_backend(cfg: &Config) -> anyhow::Result<Backends> {
         discovery,
         backed,
         discovery_passes,
+        own,
     })
 }
 
@@ -685,6 +689,7 @@ fn scan(
         discovery: discovery_backend,
         backed,
         discovery_passes,
+        own,
     } = backends;
     let ndjson_file = files.take("-oJ");
     let mut outs = Reports::take(&mut files);
@@ -822,7 +827,7 @@ fn scan(
         }
         // The machine's own addresses are up without a probe (nmap's
         // localhost-response): no ARP reply ever names them.
-        f.add_own(&own_targets(&cfg.hosts));
+        f.add_own(&own);
         if cfg.verbose > 0 {
             collector.note(&format!(
                 "rawscan: host discovery: {} of {} hosts up in {:.2}s",

@@ -234,8 +234,8 @@ pub fn run_on(
             Err(RecvTimeoutError::Timeout) => {
                 // How late the timed wake-up came: the CPU's contention,
                 // which the controller must not read as a queue.
-                let late = Instant::now().saturating_duration_since(wake);
-                scan.handle_wake_delay(wake + late, late);
+                let woke = Instant::now();
+                scan.handle_wake_delay(woke, woke.saturating_duration_since(wake));
             }
             Err(RecvTimeoutError::Disconnected) => {
                 if drain_until.is_some() {

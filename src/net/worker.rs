@@ -130,14 +130,10 @@ pub fn start_pool<T: Technique + Clone>(
     name: &str,
     counters: Arc<Counters>,
 ) -> anyhow::Result<Backend> {
-    let n = thread::available_parallelism().map_or(1, |n| n.get());
-    spawn(
-        tech,
-        name,
-        counters,
-        socket_budget(),
-        n.clamp(1, MAX_WORKERS),
-    )
+    let n = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_WORKERS);
+    spawn(vec![tech; n], name, counters, socket_budget())
 }
 
 /// Start a worker thread for `tech` with at most `max` sockets open.
@@ -147,47 +143,29 @@ pub fn start_with_budget<T: Technique>(
     counters: Arc<Counters>,
     max: usize,
 ) -> anyhow::Result<Backend> {
-    let mut one = Some(tech);
-    spawn_each(
-        move || one.take().expect("one worker"),
-        name,
-        counters,
-        max,
-        1,
-    )
+    spawn(vec![tech], name, counters, max)
 }
 
-fn spawn<T: Technique + Clone>(
-    tech: T,
+/// One thread per technique in `techs`, each with its own poll and an
+/// equal share of `max` sockets, taking batches from one probe queue (a
+/// retry may land on another worker than its first try: it opens its own
+/// socket, and the engine ignores whichever answer comes second).
+fn spawn<T: Technique>(
+    techs: Vec<T>,
     name: &str,
     counters: Arc<Counters>,
     max: usize,
-    workers: usize,
 ) -> anyhow::Result<Backend> {
-    spawn_each(move || tech.clone(), name, counters, max, workers)
-}
-
-/// `workers` threads, each with its own poll and an equal share of `max`
-/// sockets, taking batches from one probe queue (a retry may land on
-/// another worker than its first try: it opens its own socket, and the
-/// engine ignores whichever answer comes second).
-fn spawn_each<T: Technique>(
-    mut make: impl FnMut() -> T,
-    name: &str,
-    counters: Arc<Counters>,
-    max: usize,
-    workers: usize,
-) -> anyhow::Result<Backend> {
+    let workers = techs.len().max(1);
     let (probe_tx, probe_rx) = bounded::<Vec<Probe>>(PROBE_QUEUE);
     let (reply_tx, reply_rx) = bounded::<Vec<Reply>>(REPLY_QUEUE);
     let (stop_tx, stop_rx) = bounded::<()>(0);
     let share = (max / workers).max(8);
     let mut handles = Vec::with_capacity(workers);
-    for _ in 0..workers {
+    for tech in techs {
         let poll = Poll::new()?;
         let c = counters.clone();
         let (probes, replies, stop) = (probe_rx.clone(), reply_tx.clone(), stop_rx.clone());
-        let tech = make();
         handles.push(
             thread::Builder::new()
                 .name(name.into())
