@@ -23,7 +23,7 @@ fn control_lab(tools: &[&str]) -> Option<Lab> {
     let mut lab = lab_with_tools(tools)?;
     lab.tcp_listen(OPEN);
     lab.drop_tcp(DROPPED);
-    lab.reject_admin_prohibited_tcp(ADMIN);
+    lab.reject_admin_prohibited_tcp(&[ADMIN]);
     Some(lab)
 }
 

@@ -28,7 +28,7 @@ fn lab_truth_matches_nmap() {
     };
     lab.tcp_listen(&[22, 80, 443]);
     lab.drop_tcp(&[81, 99]);
-    lab.reject_admin_prohibited_tcp(82);
+    lab.reject_admin_prohibited_tcp(&[82]);
     let ports: Vec<u16> = (1..=100).chain([443]).collect();
     let spec = port_spec(&ports);
 

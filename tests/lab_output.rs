@@ -35,7 +35,7 @@ fn output_lab(tools: &[&str]) -> Option<Lab> {
     }
     lab.tcp_listen(OPEN);
     lab.drop_tcp(DROPPED);
-    lab.reject_admin_prohibited_tcp(ADMIN);
+    lab.reject_admin_prohibited_tcp(&[ADMIN]);
     Some(lab)
 }
 

@@ -30,7 +30,7 @@ fn tcp_lab_with_tools(tools: &[&str]) -> Option<Lab> {
 fn setup_target(lab: &mut Lab) {
     lab.tcp_listen(OPEN);
     lab.drop_tcp(DROPPED);
-    lab.reject_admin_prohibited_tcp(ADMIN);
+    lab.reject_admin_prohibited_tcp(&[ADMIN]);
 }
 
 /// 1-2000 plus the special ports above 2000.

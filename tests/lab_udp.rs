@@ -229,7 +229,7 @@ fn combined_syn_and_udp_scan_exact() {
     let Some(mut lab) = udp_lab(&[]) else { return };
     lab.tcp_listen(TCP_OPEN);
     lab.drop_tcp(TCP_DROPPED);
-    lab.reject_admin_prohibited_tcp(TCP_ADMIN);
+    lab.reject_admin_prohibited_tcp(&[TCP_ADMIN]);
     lab.icmp_unlimited();
     lab.assert_listeners_match_truth();
     let ports = range(1, 1024);

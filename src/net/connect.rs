@@ -2,23 +2,33 @@
 //! a non-blocking `connect()` per probe, run by the shared `worker`.
 //!
 //! Invariants: states follow nmap's -sT: connected = open (syn-ack),
-//! ECONNREFUSED = closed (conn-refused), unreachable errors = filtered
-//! with the matching reason (also when the kernel kept it as a soft
-//! error, read at the probe's timeout), silence = filtered after the
-//! engine's retries. Open ports are closed with an RST (SO_LINGER 0) so targets
-//! keep no half-dead connections.
+//! ECONNREFUSED = closed (conn-refused), an ICMP error = filtered with the
+//! reason the raw backend gives it (read from the socket's error queue,
+//! `recverr`; the connect's errno when the queue holds nothing), silence =
+//! filtered after the engine's retries. Open ports are closed with an RST
+//! (SO_LINGER 0) so targets keep no half-dead connections.
+//!
+//! Every socket has `IP_RECVERR` / `IPV6_RECVERR` set before it connects.
+//! Without it, an ICMP error that reaches the socket while the connect()
+//! call still holds it (a veth reply can be that fast) is kept only as a
+//! soft error: no wake-up, and the kernel gives up only at its own SYN
+//! retransmission (1 s), after the scan has called the port
+//! filtered (no-response). With it, the kernel also queues the error, and
+//! the socket polls with an error at once.
 
 use std::io;
+use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use mio::Interest;
 use mio::net::TcpStream;
 
+use super::recverr::{self, Got};
 use super::worker::{self, Ready, Technique};
 use super::{Backend, Counters, Probe};
-use crate::probe::{PortState, Reason};
+use crate::probe::{PortState, Proto, Reason};
 use crate::validate::Reply;
 
 /// Map a connect error to a state, as nmap's -sT does.
@@ -41,6 +51,82 @@ fn reply(p: &Probe, (state, reason): (PortState, Reason)) -> Reply {
         ttl: None,
         attempt: None,
     }
+}
+
+/// The reply an ICMP error queued on `sock` decides, if it holds one.
+fn queued_icmp(sock: &TcpStream, p: &Probe) -> Option<Reply> {
+    let mut buf = [0u8; 64];
+    match recverr::recv(sock.as_raw_fd(), &mut buf, true) {
+        Ok(Got::Icmp {
+            v6,
+            icmp_type,
+            code,
+            from,
+            ..
+        }) => recverr::icmp_reply(&p.key, Proto::Tcp, v6, icmp_type, code, from),
+        _ => None,
+    }
+}
+
+/// Open a non-blocking TCP socket with `IP_RECVERR` / `IPV6_RECVERR` set
+/// and start connecting it to `to` (see the header for why the option
+/// must be set before connect()).
+fn connect_with_recverr(to: SocketAddr) -> io::Result<TcpStream> {
+    let (domain, level, opt) = match to {
+        SocketAddr::V4(_) => (libc::AF_INET, libc::SOL_IP, libc::IP_RECVERR),
+        SocketAddr::V6(_) => (libc::AF_INET6, libc::SOL_IPV6, libc::IPV6_RECVERR),
+    };
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(domain, ty, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    recverr::set_int(fd, level, opt, 1)?;
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match to {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for
+            // sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: ss holds a sockaddr of `len` bytes for fd's family.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    Ok(TcpStream::from_std(std::net::TcpStream::from(owned)))
 }
 
 #[derive(Clone, Copy)]
@@ -73,7 +159,7 @@ impl Technique for Connect {
     const REUSE_PENDING: bool = true;
 
     fn open(&mut self, p: &Probe) -> Result<TcpStream, Result<Reply, io::Error>> {
-        match TcpStream::connect(SocketAddr::new(p.key.ip, p.key.port)) {
+        match connect_with_recverr(SocketAddr::new(p.key.ip, p.key.port)) {
             Ok(s) => Ok(s),
             Err(e) => Err(classify(&e).map(|sr| reply(p, sr)).ok_or(e)),
         }
@@ -81,7 +167,10 @@ impl Technique for Connect {
 
     fn ready(&mut self, sock: &mut TcpStream, p: &Probe) -> Ready {
         let outcome = match sock.take_error() {
-            Ok(Some(e)) | Err(e) => classify(&e),
+            Ok(Some(e)) | Err(e) => match queued_icmp(sock, p) {
+                Some(r) => return Ready::Done(r),
+                None => classify(&e),
+            },
             Ok(None) => match sock.peer_addr() {
                 Ok(_) => {
                     abort_on_close(sock);
@@ -97,15 +186,11 @@ impl Technique for Connect {
         }
     }
 
-    /// A connect whose SYN drew an ICMP error while the socket was busy
-    /// (locked by the connect() call itself, as a veth reply can be) gets
-    /// it only as a soft error: no wakeup, and the kernel aborts only at
-    /// its own retransmission (1 s). IPv6 admin-prohibited showed it: the
-    /// port came out filtered (no-response). SO_ERROR returns the soft
-    /// error, so it is read when the probe times out.
+    /// A soft error (see the header) that somehow came without a wake-up
+    /// is still read when the probe times out: SO_ERROR returns it.
     fn expired(&mut self, sock: &mut TcpStream, p: &Probe) -> Option<Reply> {
         match sock.take_error() {
-            Ok(Some(e)) => classify(&e).map(|sr| reply(p, sr)),
+            Ok(Some(e)) => queued_icmp(sock, p).or_else(|| classify(&e).map(|sr| reply(p, sr))),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 pub mod connect;
 pub mod mux;
 pub mod raw;
+pub mod recverr;
 pub mod route;
 pub mod udp;
 pub mod worker;

@@ -412,6 +412,9 @@ impl Lab {
                 }
             }
         }
+        if self.ipv6 {
+            self.wait_ipv6_up(&s)?;
+        }
         self.try_nft(&format!(
             "table inet {NFT_TABLE} {{\n\
              \tchain input {{ type filter hook input priority 0; policy accept; }}\n\
@@ -545,11 +548,11 @@ impl Lab {
         self.dropped_tcp.extend(ports);
     }
 
-    /// The target answers TCP to `port` with ICMP admin-prohibited
-    /// (type 3 code 13) (→ filtered, admin-prohibited).
-    pub fn reject_admin_prohibited_tcp(&mut self, port: u16) {
-        self.nft_reject_admin_prohibited("tcp", port);
-        self.admin_prohibited_tcp.insert(port);
+    /// The target answers TCP to `ports` with ICMP admin-prohibited
+    /// (type 3 code 13, ICMPv6 1/1) (→ filtered, admin-prohibited).
+    pub fn reject_admin_prohibited_tcp(&mut self, ports: &[u16]) {
+        self.nft_reject_admin_prohibited("tcp", ports);
+        self.admin_prohibited_tcp.extend(ports);
     }
 
     /// Drop `percent`% of ALL IP packets on the target's veth, independently
@@ -715,6 +718,33 @@ impl Lab {
         }
     }
 
+    /// Wait until IPv6 works between the namespaces: a TCP connection
+    /// from the scanner to a closed port of the target is refused, which
+    /// takes Neighbour Discovery both ways. Right after the veth comes up
+    /// the target's stack can drop IPv6 for some tens of ms (it counted the
+    /// scanner's first Neighbour Solicitations as Ip6InNoRoutes), and a
+    /// scan started at once found the target down.
+    fn wait_ipv6_up(&self, s: &str) -> Result<(), String> {
+        let probe = format!("exec 3<>/dev/tcp/{TARGET_IP6}/9");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = Command::new(&self.ip)
+                .args(["netns", "exec", s, "timeout", "0.5", "bash", "-c", &probe])
+                .output()
+                .map_err(|e| format!("ip netns exec: {e}"))?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.contains("refused") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "IPv6 to {TARGET_IP6} did not come up in 5 s: {err}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn try_sysctl(&self, ns: &str, key: &str, value: &str) -> Result<(), String> {
         let kv = format!("{key}={value}");
         self.ip(&["netns", "exec", ns, "sysctl", "-q", "-w", &kv])?;
@@ -749,12 +779,9 @@ impl Lab {
         } else if self.admin_prohibited_tcp.contains(&port) {
             Expected {
                 state: "filtered",
-                reasons: match scan {
-                    TcpScan::Syn => &["admin-prohibited"],
-                    // connect(2) sees ICMP 3/13 as EHOSTUNREACH; only a
-                    // scanner reading IP_RECVERR knows the exact code.
-                    TcpScan::Connect => &["admin-prohibited", "host-unreach"],
-                },
+                // connect(2) alone sees ICMP 3/13 as EHOSTUNREACH; rawscan's
+                // connect scan reads the exact code through IP_RECVERR.
+                reasons: &["admin-prohibited"],
             }
         } else if self.open_tcp.contains(&port) {
             Expected {
@@ -1159,7 +1186,7 @@ impl Lab {
     /// The target answers UDP to `port` with ICMP admin-prohibited
     /// (type 3 code 13) (→ filtered, admin-prohibited).
     pub fn reject_admin_prohibited_udp(&mut self, port: u16) {
-        self.nft_reject_admin_prohibited("udp", port);
+        self.nft_reject_admin_prohibited("udp", &[port]);
         self.admin_prohibited_udp.insert(port);
     }
 
@@ -1173,13 +1200,14 @@ impl Lab {
         }
     }
 
-    /// Answer inbound `proto` to `port` with ICMP admin-prohibited.
-    fn nft_reject_admin_prohibited(&mut self, proto: &str, port: u16) {
+    /// Answer inbound `proto` to `ports` with ICMP admin-prohibited.
+    fn nft_reject_admin_prohibited(&mut self, proto: &str, ports: &[u16]) {
         // In an inet table, `reject with icmp ...` applies to IPv4 only;
         // IPv6 needs its own rule (ICMPv6 type 1 code 1).
+        let set = join(ports);
         self.nft(&format!(
-            "add rule inet {NFT_TABLE} input {proto} dport {port} reject with icmp type admin-prohibited\n\
-             add rule inet {NFT_TABLE} input meta nfproto ipv6 {proto} dport {port} reject with icmpv6 type admin-prohibited\n"
+            "add rule inet {NFT_TABLE} input {proto} dport {{ {set} }} reject with icmp type admin-prohibited\n\
+             add rule inet {NFT_TABLE} input meta nfproto ipv6 {proto} dport {{ {set} }} reject with icmpv6 type admin-prohibited\n"
         ));
     }
 
