@@ -385,7 +385,8 @@ fn unprivileged_connect_and_udp_scans_over_ipv6_exact() {
 /// came out filtered (no-response) in about one run in four. With one try
 /// per port (`--max-retries 0`) the error must come by itself, not through
 /// a retry: without IP_RECVERR 64 and 118 of these 300 IPv6 ports came out
-/// no-response in two runs. The reason must be the exact one.
+/// no-response in two runs. The reason must be the exact one (IPv4's
+/// connect() alone says EHOSTUNREACH for ICMP 3/13).
 #[test]
 fn connect_scan_reads_every_icmp_error_on_both_families() {
     let Some(mut lab) = lab_v6(&[]) else { return };
@@ -417,6 +418,14 @@ fn connect_scan_reads_every_icmp_error_on_both_families() {
             TcpScan::Connect,
         );
     }
+    // The exact reason, as the SYN scan gives it (not connect()'s errno).
+    let exact = "Not shown: 300 filtered tcp ports (admin-prohibited)";
+    assert_eq!(
+        text(&out.stdout).matches(exact).count(),
+        2,
+        "expected {exact:?} for both hosts:\n{}",
+        text(&out.stdout)
+    );
 }
 
 /// Grepable and NDJSON outputs of an IPv6 scan carry the IPv6 address and

@@ -779,9 +779,13 @@ impl Lab {
         } else if self.admin_prohibited_tcp.contains(&port) {
             Expected {
                 state: "filtered",
-                // connect(2) alone sees ICMP 3/13 as EHOSTUNREACH; rawscan's
-                // connect scan reads the exact code through IP_RECVERR.
-                reasons: &["admin-prohibited"],
+                reasons: match scan {
+                    TcpScan::Syn => &["admin-prohibited"],
+                    // connect(2) sees ICMP 3/13 as EHOSTUNREACH (nmap -sT
+                    // says host-unreach); rawscan's connect scan reads the
+                    // exact code through IP_RECVERR (lab_ipv6 asserts it).
+                    TcpScan::Connect => &["admin-prohibited", "host-unreach"],
+                },
             }
         } else if self.open_tcp.contains(&port) {
             Expected {
