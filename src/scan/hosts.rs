@@ -129,16 +129,28 @@ impl Hosts {
     }
 
     /// When to retransmit a try to `ip` that may not be its last: the
-    /// round-trip estimate (`max(srtt + 4·rttvar, 2·srtt)`) without the
-    /// template's minimum (a floor of `RTO_MIN`), so a lossy path costs round trips, not timeouts.
+    /// round-trip estimate (`max(srtt + 4·rttvar, 2·srtt)`). For a host
+    /// measured itself, without the template's minimum (a floor of
+    /// `RTO_MIN`), so a lossy path costs round trips, not timeouts. For a
+    /// host that has not answered yet and takes the scan-wide estimate
+    /// (group timing, in discovery), with it, as nmap's min_rtt_timeout:
+    /// a host that answers ARP or ND later than the others (a device
+    /// waking from power save, a stack still coming up) is not called down
+    /// after a few of the others' round trips.
     pub fn rto(&self, ip: &IpAddr) -> Duration {
         let Some(rtt) = self.rtt_for(ip) else {
             return self.timing.initial;
         };
+        let own = self.map.get(ip).is_some_and(|h| h.rtt.srtt.is_some());
+        let floor = if own {
+            RTO_MIN.min(self.timing.min)
+        } else {
+            self.timing.min
+        };
         match rtt.srtt {
             None => self.timing.initial,
             Some(s) => Duration::from_secs_f64((s + 4.0 * rtt.rttvar).max(2.0 * s))
-                .clamp(RTO_MIN.min(self.timing.min), self.timing.max),
+                .clamp(floor, self.timing.max),
         }
     }
 
@@ -214,6 +226,28 @@ mod tests {
         // A host with no answers of its own may be farther than both:
         // it gets the initial timeout.
         assert_eq!(h.timeout(&new), Duration::from_millis(1000));
+    }
+
+    /// In discovery (group timing) a host that had not answered was
+    /// retried after the LAN's 10 ms RTO floor and called down 50 ms later:
+    /// two tries within 60 ms, where nmap waits at least its
+    /// min_rtt_timeout before each. Its retry now waits the template's
+    /// minimum.
+    #[test]
+    fn an_unmeasured_host_is_retried_no_sooner_than_the_minimum() {
+        let timing = Timing {
+            initial: Duration::from_millis(1000),
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(10_000),
+        };
+        let mut h = Hosts::new(timing).group_timing(true);
+        let (near, new) = (ip("198.18.0.2"), ip("2001:db8::2"));
+        for _ in 0..20 {
+            h.answered(near, Some(Duration::from_micros(200)), Some(0));
+        }
+        assert_eq!(h.rto(&near), RTO_MIN);
+        assert_eq!(h.rto(&new), timing.min);
+        assert_eq!(h.timeout(&new), timing.min);
     }
 
     #[test]
