@@ -721,7 +721,7 @@ impl Lab {
     /// Wait until IPv6 works between the namespaces: a TCP connection
     /// from the scanner to a closed port of the target is refused, which
     /// takes Neighbour Discovery both ways. Right after the veth comes up
-    /// the target's stack can drop IPv6 for some tens of ms (it counted the
+    /// the target's stack can drop IPv6 for up to about a second (it counted the
     /// scanner's first Neighbour Solicitations as Ip6InNoRoutes), and a
     /// scan started at once found the target down.
     fn wait_ipv6_up(&self, s: &str) -> Result<(), String> {
