@@ -4,7 +4,7 @@
 //! Invariants: states follow nmap's -sT: connected = open (syn-ack),
 //! ECONNREFUSED = closed (conn-refused), an ICMP error = filtered with the
 //! reason the raw backend gives it (read from the socket's error queue,
-//! `recverr`; the connect's errno when the queue holds nothing), silence =
+//! `sys`; the connect's errno when the queue holds nothing), silence =
 //! filtered after the engine's retries. Open ports are closed with an RST
 //! (SO_LINGER 0) so targets keep no half-dead connections.
 //!
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use mio::Interest;
 use mio::net::TcpStream;
 
-use super::recverr::{self, Got};
+use super::sys::{self, Got};
 use super::worker::{self, Ready, Technique};
 use super::{Backend, Counters, Probe};
 use crate::probe::{PortState, Proto, Reason};
@@ -56,14 +56,14 @@ fn reply(p: &Probe, (state, reason): (PortState, Reason)) -> Reply {
 /// The reply an ICMP error queued on `sock` decides, if it holds one.
 fn queued_icmp(sock: &TcpStream, p: &Probe) -> Option<Reply> {
     let mut buf = [0u8; 64];
-    match recverr::recv(sock.as_raw_fd(), &mut buf, true) {
+    match sys::recv(sock.as_raw_fd(), &mut buf, true) {
         Ok(Got::Icmp {
             v6,
             icmp_type,
             code,
             from,
             ..
-        }) => recverr::icmp_reply(&p.key, Proto::Tcp, v6, icmp_type, code, from),
+        }) => sys::icmp_reply(&p.key, Proto::Tcp, v6, icmp_type, code, from),
         _ => None,
     }
 }
@@ -84,42 +84,10 @@ fn connect_with_recverr(to: SocketAddr) -> io::Result<TcpStream> {
     }
     // SAFETY: fd was just opened and nothing else owns it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    recverr::set_int(fd, level, opt, 1)?;
-    // SAFETY: all-zero is a valid sockaddr_storage.
-    let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let len = match to {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for
-            // sockaddr_in.
-            let sin = unsafe {
-                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
-            };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = a.port().to_be();
-            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-            mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe {
-                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr.s6_addr = a.ip().octets();
-            sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_scope_id = a.scope_id();
-            mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    // SAFETY: ss holds a sockaddr of `len` bytes for fd's family.
-    let r = unsafe {
-        libc::connect(
-            fd,
-            (&ss as *const libc::sockaddr_storage).cast(),
-            len as libc::socklen_t,
-        )
-    };
+    sys::set_int(fd, level, opt, 1)?;
+    let (addr, len) = sys::sockaddr_of(to);
+    // SAFETY: addr holds a sockaddr of `len` bytes for fd's family.
+    let r = unsafe { libc::connect(fd, addr.as_ptr(), len) };
     if r < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINPROGRESS) {
@@ -146,7 +114,7 @@ fn abort_on_close(sock: &TcpStream) {
             libc::SOL_SOCKET,
             libc::SO_LINGER,
             (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            mem::size_of::<libc::linger>() as libc::socklen_t,
         );
     }
 }

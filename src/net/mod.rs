@@ -11,8 +11,8 @@
 pub mod connect;
 pub mod mux;
 pub mod raw;
-pub mod recverr;
 pub mod route;
+pub mod sys;
 pub mod udp;
 pub mod worker;
 

@@ -47,6 +47,7 @@ use pnet::transport::{
 use pnet_packet::ip::IpNextHeaderProtocols;
 
 use super::route::Link;
+use super::sys::{SockAddr, sockaddr_of};
 use super::{Backend, Counters, OpenError, PROBE_BATCH, PROBE_QUEUE, Probe, REPLY_QUEUE};
 use crate::probe::{Cookies, Proto, Reason};
 use crate::probes::{self, Drop, Reply};
@@ -400,36 +401,6 @@ impl Arena {
 
 /// A socket address for `sendmmsg`, either family.
 #[repr(C)]
-union SockAddr {
-    v4: libc::sockaddr_in,
-    v6: libc::sockaddr_in6,
-}
-
-fn sockaddr(ip: IpAddr) -> (SockAddr, libc::socklen_t) {
-    match ip {
-        IpAddr::V4(a) => {
-            // SAFETY: sockaddr_in is plain data; zeroed is valid.
-            let mut s: libc::sockaddr_in = unsafe { mem::zeroed() };
-            s.sin_family = libc::AF_INET as libc::sa_family_t;
-            s.sin_addr.s_addr = u32::from(a).to_be();
-            (
-                SockAddr { v4: s },
-                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        IpAddr::V6(a) => {
-            // SAFETY: sockaddr_in6 is plain data; zeroed is valid.
-            let mut s: libc::sockaddr_in6 = unsafe { mem::zeroed() };
-            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            s.sin6_addr.s6_addr = a.octets();
-            (
-                SockAddr { v6: s },
-                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
-}
-
 struct Sender2 {
     tx4: TransportSender,
     tx6: Option<OwnedFd>,
@@ -525,7 +496,11 @@ fn flush(fd: RawFd, a: &mut Arena, c: &Counters) {
     if n == 0 {
         return;
     }
-    let mut addrs: Vec<(SockAddr, libc::socklen_t)> = a.dsts.iter().map(|d| sockaddr(*d)).collect();
+    let mut addrs: Vec<(SockAddr, libc::socklen_t)> = a
+        .dsts
+        .iter()
+        .map(|d| sockaddr_of(SocketAddr::new(*d, 0)))
+        .collect();
     let mut iovs: Vec<libc::iovec> = (0..n)
         .map(|i| libc::iovec {
             iov_base: a.buf[i * SLOT..].as_mut_ptr().cast(),

@@ -31,7 +31,7 @@ use std::time::Duration;
 use mio::Interest;
 use mio::net::UdpSocket;
 
-use super::recverr::{Got, icmp_reply, recv, set_int};
+use super::sys::{Got, icmp_reply, recv, set_int};
 use super::worker::{self, Ready, Technique};
 use super::{Backend, Counters, Probe};
 use crate::probe::{Cookies, PortState, Proto, Reason};

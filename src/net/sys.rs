@@ -1,13 +1,15 @@
-//! The kernel's own reading of ICMP errors for the unprivileged backends:
-//! a socket with `IP_RECVERR` / `IPV6_RECVERR` gets each ICMP error about
-//! its traffic queued on its error queue, with type, code and sender
-//! (`SO_EE_OFFENDER`), and polls as readable-with-error at once.
+//! The few libc calls the backends share: an int `setsockopt`, socket
+//! addresses to and from the kernel's form (`sockaddr_in`/`sockaddr_in6`),
+//! and `recvmsg` with the kernel's own reading of ICMP errors: a socket
+//! with `IP_RECVERR` / `IPV6_RECVERR` gets each ICMP error about its
+//! traffic queued on its error queue, with type, code and sender
+//! (`SO_EE_OFFENDER`), and polls with an error at once.
 //!
 //! Invariants: `recv` never blocks and never reads past what the kernel
 //! wrote (`msg_controllen`, `msg_namelen`); an error queue entry that did
 //! not come from ICMP or ICMPv6 (a local error) is not reported as one.
 //! `icmp_reply` decides through `probe::classify_icmp`, the raw backend's
-//! mapping, so both backends give a port the same state and reason.
+//! mapping, so every backend gives a port the same state and reason.
 
 use std::io;
 use std::mem;
@@ -32,6 +34,44 @@ pub fn set_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// A socket address in the kernel's form, for `connect` or `sendmmsg`.
+pub union SockAddr {
+    v4: libc::sockaddr_in,
+    v6: libc::sockaddr_in6,
+}
+
+impl SockAddr {
+    pub fn as_ptr(&self) -> *const libc::sockaddr {
+        (self as *const SockAddr).cast()
+    }
+}
+
+/// `to` in the kernel's form, with its length.
+pub fn sockaddr_of(to: SocketAddr) -> (SockAddr, libc::socklen_t) {
+    match to {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in is plain data; zeroed is valid.
+            let mut s: libc::sockaddr_in = unsafe { mem::zeroed() };
+            s.sin_family = libc::AF_INET as libc::sa_family_t;
+            s.sin_port = a.port().to_be();
+            s.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            let len = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            (SockAddr { v4: s }, len)
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_in6 is plain data; zeroed is valid.
+            let mut s: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            s.sin6_port = a.port().to_be();
+            s.sin6_addr.s6_addr = a.ip().octets();
+            s.sin6_flowinfo = a.flowinfo();
+            s.sin6_scope_id = a.scope_id();
+            let len = mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            (SockAddr { v6: s }, len)
+        }
     }
 }
 
@@ -186,4 +226,35 @@ pub fn icmp_reply(
         ttl: None,
         attempt: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sockaddr_of` writes what `sockaddr` reads back, for both families,
+    /// with the length of the family's struct.
+    #[test]
+    fn socket_addresses_round_trip_through_the_kernel_form() {
+        for to in ["198.18.0.2:443", "[2001:db8::2]:65535", "127.0.0.1:0"] {
+            let to: SocketAddr = to.parse().unwrap();
+            let (addr, len) = sockaddr_of(to);
+            // SAFETY: zeroed storage is valid; the copy stays within both
+            // (len is at most the size of sockaddr_in6).
+            let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    addr.as_ptr().cast::<u8>(),
+                    (&mut ss as *mut libc::sockaddr_storage).cast::<u8>(),
+                    len as usize,
+                );
+            }
+            let want = match to {
+                SocketAddr::V4(_) => mem::size_of::<libc::sockaddr_in>(),
+                SocketAddr::V6(_) => mem::size_of::<libc::sockaddr_in6>(),
+            };
+            assert_eq!(len as usize, want);
+            assert_eq!(sockaddr(&ss, len), Some(to));
+        }
+    }
 }
