@@ -17,7 +17,6 @@
 //! the socket polls with an error at once.
 
 use std::io;
-use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -84,7 +83,7 @@ fn connect_with_recverr(to: SocketAddr) -> io::Result<TcpStream> {
     }
     // SAFETY: fd was just opened and nothing else owns it.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    sys::set_int(fd, level, opt, 1)?;
+    sys::set_opt(fd, level, opt, &1)?;
     let (addr, len) = sys::sockaddr_of(to);
     // SAFETY: addr holds a sockaddr of `len` bytes for fd's family.
     let r = unsafe { libc::connect(fd, addr.as_ptr(), len) };
@@ -107,16 +106,8 @@ fn abort_on_close(sock: &TcpStream) {
         l_onoff: 1,
         l_linger: 0,
     };
-    // SAFETY: the fd is open (owned by sock); linger is a valid struct.
-    unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    // Best effort: without it the socket closes with a FIN.
+    let _ = sys::set_opt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &linger);
 }
 
 impl Technique for Connect {

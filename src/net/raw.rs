@@ -47,7 +47,7 @@ use pnet::transport::{
 use pnet_packet::ip::IpNextHeaderProtocols;
 
 use super::route::Link;
-use super::sys::{SockAddr, sockaddr_of};
+use super::sys::{SockAddr, cmsgs, read_pod, set_opt, sockaddr_of};
 use super::{Backend, Counters, OpenError, PROBE_BATCH, PROBE_QUEUE, Probe, REPLY_QUEUE};
 use crate::probe::{Cookies, Proto, Reason};
 use crate::probes::{self, Drop, Reply};
@@ -99,24 +99,6 @@ fn open6(protocol: libc::c_int) -> Result<OwnedFd, OpenError> {
     }
     // SAFETY: fd is a fresh descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set_opt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
-    // SAFETY: fd is an open socket; val points to a plain value of its size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (val as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Bigger receive buffers ride out bursts of replies; best effort (FORCE
@@ -568,21 +550,11 @@ fn recv6(fd: RawFd, buf: &mut [u8]) -> Option<(usize, Ipv6Meta)> {
     }
     let mut dst = None;
     let mut hop_limit = None;
-    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled,
-    // bounded by msg_controllen; payloads are read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            let (level, ty) = ((*c).cmsg_level, (*c).cmsg_type);
-            let data = libc::CMSG_DATA(c);
-            if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_PKTINFO {
-                let info: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
-                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-            } else if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_HOPLIMIT {
-                let v: libc::c_int = std::ptr::read_unaligned(data.cast());
-                hop_limit = u8::try_from(v).ok();
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
+    for (level, ty, data) in cmsgs(&msg) {
+        if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_PKTINFO {
+            dst = read_pod::<libc::in6_pktinfo>(data).map(|i| Ipv6Addr::from(i.ipi6_addr.s6_addr));
+        } else if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_HOPLIMIT {
+            hop_limit = read_pod::<i32>(data).and_then(|v| u8::try_from(v).ok());
         }
     }
     let meta = Ipv6Meta {

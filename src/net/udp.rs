@@ -31,7 +31,7 @@ use std::time::Duration;
 use mio::Interest;
 use mio::net::UdpSocket;
 
-use super::sys::{Got, icmp_reply, recv, set_int};
+use super::sys::{Got, icmp_reply, recv, set_opt};
 use super::worker::{self, Ready, Technique};
 use super::{Backend, Counters, Probe};
 use crate::probe::{Cookies, PortState, Proto, Reason};
@@ -66,10 +66,10 @@ impl Technique for ConnectedUdp {
         let sock = UdpSocket::bind(any).map_err(Err)?;
         let fd = sock.as_raw_fd();
         let opts = match p.key.ip {
-            IpAddr::V4(_) => set_int(fd, libc::SOL_IP, libc::IP_RECVERR, 1)
-                .and_then(|_| set_int(fd, libc::SOL_IP, libc::IP_RECVTTL, 1)),
-            IpAddr::V6(_) => set_int(fd, libc::SOL_IPV6, libc::IPV6_RECVERR, 1)
-                .and_then(|_| set_int(fd, libc::SOL_IPV6, libc::IPV6_RECVHOPLIMIT, 1)),
+            IpAddr::V4(_) => set_opt(fd, libc::SOL_IP, libc::IP_RECVERR, &1)
+                .and_then(|_| set_opt(fd, libc::SOL_IP, libc::IP_RECVTTL, &1)),
+            IpAddr::V6(_) => set_opt(fd, libc::SOL_IPV6, libc::IPV6_RECVERR, &1)
+                .and_then(|_| set_opt(fd, libc::SOL_IPV6, libc::IPV6_RECVHOPLIMIT, &1)),
         };
         opts.map_err(Err)?;
         let to = SocketAddr::new(p.key.ip, p.key.port);
